@@ -1,0 +1,421 @@
+//! A bucket: the windows, block and pacing that one key (a route, an account, an
+//! API key) is charged against.
+//!
+//! A bucket's units form one sorted log shared by all its windows: every request
+//! charged to the bucket counts in every window. A decision reads the head,
+//! plans the earliest departure `d` from the windows' rings, and commits with one
+//! compare-and-swap of the head; nothing on this path takes a lock.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::head::{Head, HeadCell};
+use super::pacer::Pacer;
+use super::refusal::Refusal;
+use super::window::Window;
+use crate::clock::Nanos;
+use crate::quota::Limits;
+
+/// The buckets a request is charged to, with the state each decision reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) head: Head,
+    pub(crate) tat: u64,
+}
+
+/// Units claimed in one bucket, as needed to give them back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub(crate) start: u64,
+    pub(crate) cost: u64,
+    pub(crate) depart: u64,
+    pub(crate) last_before: u64,
+    /// The pacer's TAT after and before this claim, if the bucket is paced.
+    pub(crate) paced: Option<(u64, u64)>,
+}
+
+impl Claim {
+    fn end(&self) -> u64 {
+        self.start + self.cost
+    }
+}
+
+/// Where a bucket stands: what [`Bucket::state`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketState {
+    /// One entry per quota, in configuration order.
+    pub windows: Vec<WindowState>,
+    /// The bucket refuses departures before this instant (after a 429).
+    pub blocked_until: Option<Nanos>,
+    /// The earliest departure a request of cost 1 would get now.
+    pub next_departure: Nanos,
+    /// Units charged since the bucket was created (including reservations).
+    pub units_charged: u64,
+}
+
+/// One window of a [`BucketState`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowState {
+    /// The current limit.
+    pub limit: u32,
+    /// The window's length.
+    pub window: Duration,
+    /// Whether the window is aligned (fixed) rather than sliding.
+    pub fixed: bool,
+    /// Units that left inside the window ending now.
+    pub used: u64,
+    /// Units reserved to leave after now.
+    pub reserved: u64,
+    /// When the oldest unit counted in `used` stops counting, if any.
+    pub frees_at: Option<Nanos>,
+}
+
+/// A rate-limit bucket with one or more windows.
+///
+/// Create buckets once (for a route table) or through
+/// [`KeyedBuckets`](super::KeyedBuckets) (for accounts and API keys), and charge
+/// them with [`acquire`](super::acquire).
+///
+/// ```
+/// use tower_quota::clock::Nanos;
+/// use tower_quota::ledger::Bucket;
+/// use tower_quota::quota::{Limits, Quota};
+///
+/// let bucket = Bucket::new("GET /v1/campaigns", Limits::from(Quota::per_minute(60)));
+/// let state = bucket.state(Nanos::ZERO);
+/// assert_eq!(state.windows[0].limit, 60);
+/// assert_eq!(state.windows[0].used, 0);
+/// ```
+#[derive(Debug)]
+pub struct Bucket {
+    label: Arc<str>,
+    head: HeadCell,
+    windows: Box<[Window]>,
+    blocked_until: AtomicU64,
+    pacer: Option<Pacer>,
+    vacancies: OnceLock<papaya::HashMap<u64, Claim>>,
+}
+
+impl Bucket {
+    /// A bucket named `label` (shown in errors and reports: never put a secret in
+    /// it) limited by `limits`.
+    pub fn new(label: impl Into<Arc<str>>, limits: impl Into<Limits>) -> Bucket {
+        let limits = limits.into();
+        let storage = limits.storage_choice();
+        let windows = limits
+            .quotas()
+            .iter()
+            .map(|q| {
+                let capacity = limits.reserved_capacity().unwrap_or(0).max(q.limit());
+                Window::new(q, storage, capacity)
+            })
+            .collect();
+        Bucket {
+            label: label.into(),
+            head: HeadCell::new(),
+            windows,
+            blocked_until: AtomicU64::new(0),
+            pacer: limits.pacing().map(Pacer::new),
+            vacancies: OnceLock::new(),
+        }
+    }
+
+    /// The bucket's name.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    /// Bytes of state this bucket keeps (its windows' rings included).
+    pub fn footprint(&self) -> usize {
+        std::mem::size_of::<Bucket>()
+            + self.label.len()
+            + self.windows.iter().map(Window::footprint).sum::<usize>()
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            head: self.head.load(),
+            tat: self.pacer.as_ref().map_or(0, Pacer::load),
+        }
+    }
+
+    /// The earliest departure at or after `from` at which every window has room
+    /// for `cost`, given the state in `s`.
+    pub(crate) fn earliest(&self, s: &Snapshot, cost: u64, from: u64) -> Result<u64, Refusal> {
+        if s.head.is_evicted() {
+            return Err(Refusal::Retired {
+                bucket: self.label.clone(),
+            });
+        }
+        let mut d = from
+            .max(s.head.last)
+            .max(self.blocked_until.load(Ordering::Acquire));
+        if let Some(p) = &self.pacer {
+            if cost > p.max_cost() {
+                return Err(self.too_costly(cost, p.max_cost()));
+            }
+            d = d.max(p.earliest(s.tat, cost));
+        }
+        for w in self.windows.iter() {
+            let limit = u64::from(w.limit());
+            if cost > limit {
+                return Err(self.too_costly(cost, limit));
+            }
+            d = w.earliest(s.head, cost, d);
+        }
+        // Fixed windows move `d` to a boundary, which may fill another window.
+        if self.windows.iter().any(Window::is_fixed) {
+            loop {
+                let before = d;
+                for w in self.windows.iter() {
+                    d = w.earliest(s.head, cost, d);
+                }
+                if d == before {
+                    break;
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    fn too_costly(&self, cost: u64, limit: u64) -> Refusal {
+        Refusal::CostExceedsLimit {
+            bucket: self.label.clone(),
+            cost,
+            limit,
+        }
+    }
+
+    /// Commits `cost` units departing at `d` if the head is still `s.head`.
+    pub(crate) fn claim(&self, s: &Snapshot, cost: u64, d: u64) -> Result<Claim, Head> {
+        let new = Head {
+            units: s.head.units + cost,
+            last: s.head.last.max(d),
+        };
+        self.head.swap_from(s.head, new)?;
+        for w in self.windows.iter() {
+            w.record(s.head.units, cost, d);
+        }
+        Ok(Claim {
+            start: s.head.units,
+            cost,
+            depart: d,
+            last_before: s.head.last,
+            paced: None,
+        })
+    }
+
+    /// Takes the pacing slot for a claim at `d`; `Err` if pacing no longer allows
+    /// `d` (another request was paced in between).
+    pub(crate) fn pace(&self, claim: &mut Claim, mut tat: u64) -> Result<(), ()> {
+        let Some(p) = &self.pacer else { return Ok(()) };
+        loop {
+            if p.earliest(tat, claim.cost) > claim.depart {
+                return Err(());
+            }
+            match p.take(tat, claim.depart, claim.cost) {
+                Ok(next) => {
+                    claim.paced = Some((next, tat));
+                    return Ok(());
+                }
+                Err(current) => tat = current,
+            }
+        }
+    }
+
+    /// Gives back the units of `claim`, which never departed.
+    ///
+    /// The newest claim pops straight off the head. A claim with newer claims
+    /// after it stays counted (later departures were planned around it) and is
+    /// remembered as a vacancy, popped as soon as everything after it is gone.
+    pub(crate) fn release(&self, claim: Claim) {
+        if let (Some(p), Some((after, before))) = (&self.pacer, claim.paced) {
+            p.give_back(after, before);
+        }
+        if self.pop(&claim) {
+            self.pop_vacancies_from(claim.start);
+            return;
+        }
+        let vacancies = self.vacancies.get_or_init(papaya::HashMap::new);
+        vacancies.pin().insert(claim.end(), claim);
+        // The claims after this one may all have popped while we registered.
+        fence(Ordering::SeqCst);
+        self.pop_vacancies_from(claim.end());
+    }
+
+    fn pop(&self, c: &Claim) -> bool {
+        for w in self.windows.iter() {
+            w.forget(c.start, c.cost, c.depart);
+        }
+        let tail = Head {
+            units: c.end(),
+            last: c.depart,
+        };
+        let before = Head {
+            units: c.start,
+            last: c.last_before,
+        };
+        if self.head.swap_from(tail, before).is_ok() {
+            fence(Ordering::SeqCst);
+            return true;
+        }
+        for w in self.windows.iter() {
+            w.remember(c.start, c.cost, c.depart);
+        }
+        false
+    }
+
+    fn pop_vacancies_from(&self, mut units: u64) {
+        let Some(vacancies) = self.vacancies.get() else {
+            return;
+        };
+        loop {
+            let head = self.head.load();
+            if head.units != units {
+                return;
+            }
+            let map = vacancies.pin();
+            let Some(v) = map.remove(&units).copied() else {
+                return;
+            };
+            if v.depart == head.last && self.pop(&v) {
+                units = v.start;
+            } else {
+                map.insert(v.end(), v);
+                return;
+            }
+        }
+    }
+
+    /// Refuses departures before `until` (after a 429, until `Retry-After`).
+    /// Never shortens an existing block.
+    pub fn block_until(&self, until: Nanos) {
+        self.blocked_until
+            .fetch_max(until.as_u64(), Ordering::AcqRel);
+    }
+
+    /// The instant before which departures are refused, if it is after `now`.
+    pub fn blocked_until(&self, now: Nanos) -> Option<Nanos> {
+        let b = self.blocked_until.load(Ordering::Acquire);
+        (b > now.as_u64()).then(|| Nanos::new(b))
+    }
+
+    /// The number of windows.
+    pub fn window_count(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// The current limit of window `index`.
+    pub fn limit(&self, index: usize) -> Option<u32> {
+        self.windows.get(index).map(Window::limit)
+    }
+
+    /// Changes the limit of window `index` at run time, keeping what was counted.
+    ///
+    /// Lowering takes effect at the next decision. Raising beyond the capacity the
+    /// bucket was built with (see [`Limits::capacity`]) stays safe but admits no
+    /// more than that capacity per window. Returns `false` for an unknown window.
+    pub fn set_limit(&self, index: usize, limit: NonZeroU32) -> bool {
+        match self.windows.get(index) {
+            Some(w) => {
+                w.set_limit(limit.get());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes the server's word that window `index` had `used` units counted as of
+    /// `as_of`, and, if known, that they stop counting at `frees_at`.
+    ///
+    /// Only ever raises the count: units this client cannot account for are added
+    /// (every window of the bucket counts them, as they were real requests). They
+    /// are placed after the latest departure already planned, so reservations
+    /// made before the correction keep their times. Returns the units added.
+    pub fn raise_used(
+        &self,
+        index: usize,
+        used: u64,
+        as_of: Nanos,
+        frees_at: Option<Nanos>,
+    ) -> u64 {
+        let Some(w) = self.windows.get(index) else {
+            return 0;
+        };
+        loop {
+            let s = self.snapshot();
+            if s.head.is_evicted() {
+                return 0;
+            }
+            let as_of = as_of.as_u64();
+            let ours = w
+                .units_after(w.opens(as_of).saturating_sub(1), s.head)
+                .saturating_sub(w.units_after(as_of, s.head));
+            let Some(extra) = used.checked_sub(ours).filter(|e| *e > 0) else {
+                return 0;
+            };
+            let at = match frees_at {
+                Some(f) if !w.is_fixed() => f.as_u64().saturating_sub(w.length()),
+                Some(f) => f.as_u64().saturating_sub(1).max(as_of),
+                None => as_of,
+            };
+            if self.claim(&s, extra, at.max(s.head.last)).is_ok() {
+                return extra;
+            }
+        }
+    }
+
+    /// Where the bucket stands at `now`, without charging anything.
+    pub fn state(&self, now: Nanos) -> BucketState {
+        let s = self.snapshot();
+        let now_ns = now.as_u64();
+        let windows = self
+            .windows
+            .iter()
+            .map(|w| {
+                let reserved = w.units_after(now_ns, s.head);
+                let opened = w.units_after(w.opens(now_ns).saturating_sub(1), s.head);
+                let used = opened.saturating_sub(reserved);
+                let frees_at = (used > 0).then(|| {
+                    let oldest = s.head.units.saturating_sub(opened);
+                    Nanos::new(w.frees(w.time_of(oldest, s.head)))
+                });
+                WindowState {
+                    limit: w.limit(),
+                    window: Duration::from_nanos(w.length()),
+                    fixed: w.is_fixed(),
+                    used,
+                    reserved,
+                    frees_at,
+                }
+            })
+            .collect();
+        let next = self.earliest(&s, 1, now_ns).unwrap_or(u64::MAX);
+        BucketState {
+            windows,
+            blocked_until: self.blocked_until(now),
+            next_departure: Nanos::new(next),
+            units_charged: if s.head.is_evicted() { 0 } else { s.head.units },
+        }
+    }
+
+    /// The latest departure charged, for idle detection.
+    pub(crate) fn is_idle(&self, now: u64) -> bool {
+        let s = self.snapshot();
+        let longest = self.windows.iter().map(Window::length).max().unwrap_or(0);
+        s.head.last.saturating_add(longest) < now
+            && self.blocked_until.load(Ordering::Acquire) <= now
+            && s.tat <= now
+    }
+
+    /// Marks an idle bucket as evicted; `false` if it was used meanwhile.
+    pub(crate) fn retire(&self, now: u64) -> bool {
+        let s = self.snapshot();
+        if !self.is_idle(now) {
+            return false;
+        }
+        self.head.swap_from(s.head, Head::EVICTED).is_ok()
+    }
+}

@@ -1,0 +1,210 @@
+//! Charging a request to its buckets: all or nothing, at the earliest departure.
+//!
+//! A request is charged to every bucket it names (its route, its account, its API
+//! key), each with its own windows. The engine plans the earliest instant at which
+//! *all* of them have room, then claims that instant in each bucket in turn. If a
+//! bucket changed between planning and claiming (another thread got there first)
+//! and no longer has room at that instant, the claims already made are given back
+//! and the decision starts again: a request refused by one window never stays
+//! charged to another.
+//!
+//! Departures in one bucket are first come, first served: a request never leaves
+//! a bucket before one that was admitted or reserved in it earlier. A waiter in
+//! a bucket it shares with others (an account's request waiting for the account's
+//! own limit, say) holds its place in the shared bucket too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::bucket::{Bucket, Claim, Snapshot};
+use super::refusal::Refusal;
+use super::reservation::Reservation;
+use crate::clock::Nanos;
+
+/// The most distinct buckets one request is charged to.
+pub const MAX_BUCKETS: usize = 8;
+
+/// How long a caller is willing to wait for room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaxWait {
+    /// Admit now or refuse, reserving nothing.
+    Never,
+    /// Reserve a departure up to this far ahead; refuse beyond.
+    Up(Duration),
+    /// Reserve whatever departure it takes.
+    Forever,
+}
+
+impl MaxWait {
+    fn allows(self, wait: u64) -> bool {
+        match self {
+            MaxWait::Never => wait == 0,
+            MaxWait::Up(d) => u128::from(wait) <= d.as_nanos(),
+            MaxWait::Forever => true,
+        }
+    }
+}
+
+/// An admitted request.
+#[derive(Debug)]
+#[must_use = "a reservation dropped before its departure gives its room back"]
+pub enum Grant {
+    /// It may leave now; it is charged to every bucket.
+    Now,
+    /// It may leave at the reservation's departure time; dropping the reservation
+    /// before then gives the room back.
+    Later(Reservation),
+}
+
+impl Grant {
+    /// When the request may leave, given the `now` of the decision.
+    pub fn departure(&self, now: Nanos) -> Nanos {
+        match self {
+            Grant::Now => now,
+            Grant::Later(r) => r.departure(),
+        }
+    }
+}
+
+/// Charges a request of `cost` units to every bucket in `buckets` at the earliest
+/// departure at or after `now`, if it is within `max_wait`.
+///
+/// Buckets listed twice are charged once. `now` comes from the caller's
+/// [`Clock`](crate::clock::Clock): reading it is most of a decision's cost, so the
+/// engine never reads a clock itself.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tower_quota::clock::Nanos;
+/// use tower_quota::ledger::{acquire, Bucket, Grant, MaxWait, Refusal};
+/// use tower_quota::quota::Quota;
+///
+/// let route = Arc::new(Bucket::new("GET /people", Quota::per_second(2)));
+/// let account = Arc::new(Bucket::new("account 7", Quota::per_second(1)));
+/// let now = Nanos::ZERO;
+/// assert!(matches!(acquire(&[&route, &account], 1, now, MaxWait::Never), Ok(Grant::Now)));
+/// // The account is spent: fail fast with the wait, or reserve a departure.
+/// let refused = acquire(&[&route, &account], 1, now, MaxWait::Never);
+/// assert!(matches!(refused, Err(Refusal::WouldWait { wait, .. }) if wait == Duration::from_secs(1)));
+/// match acquire(&[&route, &account], 1, now, MaxWait::Forever) {
+///     Ok(Grant::Later(r)) => assert_eq!(r.departure(), Nanos::from_secs(1)),
+///     other => panic!("expected a reservation, got {other:?}"),
+/// }
+/// ```
+pub fn acquire(
+    buckets: &[&Arc<Bucket>],
+    cost: u32,
+    now: Nanos,
+    max_wait: MaxWait,
+) -> Result<Grant, Refusal> {
+    let cost = u64::from(cost.max(1));
+    let now = now.as_u64();
+    let has_duplicates = buckets
+        .iter()
+        .enumerate()
+        .any(|(i, b)| buckets[..i].iter().any(|a| Arc::ptr_eq(a, b)));
+    if !has_duplicates {
+        if buckets.len() > MAX_BUCKETS {
+            return Err(Refusal::TooManyBuckets {
+                given: buckets.len(),
+                max: MAX_BUCKETS,
+            });
+        }
+        return decide(buckets, cost, now, max_wait);
+    }
+    let mut distinct: Vec<&Arc<Bucket>> = Vec::with_capacity(buckets.len());
+    for b in buckets {
+        if !distinct.iter().any(|d| Arc::ptr_eq(d, b)) {
+            distinct.push(b);
+        }
+    }
+    if distinct.len() > MAX_BUCKETS {
+        return Err(Refusal::TooManyBuckets {
+            given: distinct.len(),
+            max: MAX_BUCKETS,
+        });
+    }
+    decide(&distinct, cost, now, max_wait)
+}
+
+fn decide(
+    buckets: &[&Arc<Bucket>],
+    cost: u64,
+    now: u64,
+    max_wait: MaxWait,
+) -> Result<Grant, Refusal> {
+    let n = buckets.len();
+    let mut snaps = [Snapshot {
+        head: super::head::Head { units: 0, last: 0 },
+        tat: 0,
+    }; MAX_BUCKETS];
+    'decide: loop {
+        for (s, b) in snaps.iter_mut().zip(buckets) {
+            *s = b.snapshot();
+        }
+        // Plan: the earliest instant every bucket has room, found as a fixed
+        // point (a fixed window pushed to its boundary may move the others).
+        let mut d = now;
+        let mut binding = 0;
+        loop {
+            let before = d;
+            for (i, b) in buckets.iter().enumerate() {
+                let di = b.earliest(&snaps[i], cost, d)?;
+                if di > d {
+                    d = di;
+                    binding = i;
+                }
+            }
+            if d == before {
+                break;
+            }
+        }
+        if !max_wait.allows(d - now) {
+            return Err(Refusal::WouldWait {
+                bucket: buckets[binding].label().clone(),
+                wait: Duration::from_nanos(d - now),
+            });
+        }
+        // Claim `d` in every bucket, or give everything back and plan again.
+        let mut claims: [Option<Claim>; MAX_BUCKETS] = [None; MAX_BUCKETS];
+        for i in 0..n {
+            let b = buckets[i];
+            let mut claim = loop {
+                match b.claim(&snaps[i], cost, d) {
+                    Ok(c) => break c,
+                    Err(head) => {
+                        snaps[i].head = head;
+                        if b.earliest(&snaps[i], cost, d)? != d {
+                            undo(buckets, &claims[..i]);
+                            continue 'decide;
+                        }
+                    }
+                }
+            };
+            if b.pace(&mut claim, snaps[i].tat).is_err() {
+                b.release(claim);
+                undo(buckets, &claims[..i]);
+                continue 'decide;
+            }
+            claims[i] = Some(claim);
+        }
+        if d == now {
+            return Ok(Grant::Now);
+        }
+        let held = buckets
+            .iter()
+            .zip(claims.iter())
+            .filter_map(|(b, c)| c.map(|c| (Arc::clone(b), c)))
+            .collect();
+        return Ok(Grant::Later(Reservation::new(Nanos::new(d), held)));
+    }
+}
+
+fn undo(buckets: &[&Arc<Bucket>], claims: &[Option<Claim>]) {
+    for (b, c) in buckets.iter().zip(claims) {
+        if let Some(c) = c {
+            b.release(*c);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! A departure reserved in the future, given back if it is dropped unused.
+
+use std::sync::Arc;
+
+use super::bucket::{Bucket, Claim};
+use crate::clock::Nanos;
+
+/// Room reserved in one or more buckets for a request that leaves later.
+///
+/// Sleep until [`Reservation::departure`], then call [`Reservation::depart`].
+/// Dropping the reservation first (a cancelled request, a timed-out caller) gives
+/// its room back: at once if it was the newest reservation in a bucket, otherwise
+/// as soon as the reservations after it are gone too (they were placed around it).
+#[derive(Debug)]
+#[must_use = "a reservation dropped before its departure gives its room back"]
+pub struct Reservation {
+    departure: Nanos,
+    claims: Vec<(Arc<Bucket>, Claim)>,
+}
+
+impl Reservation {
+    pub(crate) fn new(departure: Nanos, claims: Vec<(Arc<Bucket>, Claim)>) -> Reservation {
+        Reservation { departure, claims }
+    }
+
+    /// When the request may leave.
+    pub fn departure(&self) -> Nanos {
+        self.departure
+    }
+
+    /// The request has left: keep it counted.
+    pub fn depart(mut self) {
+        self.claims.clear();
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        for (bucket, claim) in self.claims.drain(..).rev() {
+            bucket.release(claim);
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! One window of a bucket: a ring of departure times, exact or grouped.
+//!
+//! Units leave a bucket in a sorted order (see `head.rs`), so "at most `N` units
+//! in any half-open interval of length `W`" is the same as "unit `j` leaves no
+//! earlier than `W` after unit `j - N`". A window therefore only has to remember
+//! the departure times of its last `N` units: a ring of `N` slots, one 8-byte word
+//! each. The bounded variant keeps one slot per group of `G` consecutive units,
+//! holding the time of the group's last unit, which is never earlier than any unit
+//! of the group: the error is always on the safe side.
+//!
+//! A slot holds a time in its low 60 bits and the lap of the ring that wrote it
+//! in its high 4 bits. A reader that finds another lap (a slot claimed but not yet
+//! written, or already reused) uses the bucket's latest departure instead, which
+//! is later than any unit's time: again the safe side. Readers never wait.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::head::Head;
+use crate::quota::{Alignment, Quota, Storage};
+
+const LAP_SHIFT: u32 = 60;
+const TIME_MASK: u64 = (1 << LAP_SHIFT) - 1;
+const LAP_MASK: u64 = 0xF;
+
+#[derive(Debug)]
+pub(crate) struct Window {
+    limit: AtomicU32,
+    window: u64,
+    anchor: Option<u64>,
+    group: u64,
+    slots: Box<[AtomicU64]>,
+}
+
+impl Window {
+    /// A window for `quota`, with room for limits up to `capacity` units.
+    pub(crate) fn new(quota: &Quota, storage: Storage, capacity: u32) -> Window {
+        let capacity = capacity.max(quota.limit());
+        let group = u64::from(storage.group_for(capacity));
+        // One slot per group of the lookback, plus the group being filled.
+        let slots = u64::from(capacity).div_ceil(group) + 1;
+        let window = u64::try_from(quota.window().as_nanos())
+            .unwrap_or(u64::MAX)
+            .clamp(1, TIME_MASK);
+        Window {
+            limit: AtomicU32::new(quota.limit()),
+            window,
+            anchor: match quota.alignment() {
+                Alignment::Sliding => None,
+                Alignment::Fixed { anchor } => Some(anchor.as_u64()),
+            },
+            group,
+            slots: (0..slots).map(|_| AtomicU64::new(empty_slot())).collect(),
+        }
+    }
+
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_limit(&self, limit: u32) {
+        self.limit.store(limit.max(1), Ordering::Release);
+    }
+
+    pub(crate) fn length(&self) -> u64 {
+        self.window
+    }
+
+    pub(crate) fn is_fixed(&self) -> bool {
+        self.anchor.is_some()
+    }
+
+    /// Bytes of state this window keeps.
+    pub(crate) fn footprint(&self) -> usize {
+        std::mem::size_of::<Window>() + self.slots.len() * std::mem::size_of::<AtomicU64>()
+    }
+
+    /// The earliest departure at or after `d` at which this window has room for
+    /// `cost` more units after the `head.units` already charged.
+    pub(crate) fn earliest(&self, head: Head, cost: u64, d: u64) -> u64 {
+        let limit = u64::from(self.limit());
+        let Some(back) = (head.units + cost).checked_sub(limit + 1) else {
+            return d; // fewer than `limit` units ever: always room
+        };
+        // `back` is the newest old unit that must have left the window.
+        let t = self.time_of(back, head);
+        match self.anchor {
+            None => d.max(t.saturating_add(self.window)),
+            Some(anchor) => {
+                if t >= self.start_of(d, anchor) {
+                    d.max(self.start_of(t, anchor).saturating_add(self.window))
+                } else {
+                    d
+                }
+            }
+        }
+    }
+
+    /// Start of the fixed window containing `t`.
+    fn start_of(&self, t: u64, anchor: u64) -> u64 {
+        let offset = i128::from(t) - i128::from(anchor);
+        let w = i128::from(self.window);
+        let start = i128::from(anchor) + offset.div_euclid(w) * w;
+        u64::try_from(start.max(0)).unwrap_or(0)
+    }
+
+    /// The first instant of the window that contains `t`, for reporting: `t - W`
+    /// (exclusive) for a sliding window, the aligned start for a fixed one.
+    pub(crate) fn opens(&self, t: u64) -> u64 {
+        match self.anchor {
+            None => t.saturating_sub(self.window).saturating_add(1),
+            Some(anchor) => self.start_of(t, anchor),
+        }
+    }
+
+    /// When the window that contains `t` stops counting a unit that left at `t`.
+    pub(crate) fn frees(&self, t: u64) -> u64 {
+        match self.anchor {
+            None => t.saturating_add(self.window),
+            Some(anchor) => self.start_of(t, anchor).saturating_add(self.window),
+        }
+    }
+
+    fn lap(&self, group_index: u64) -> u64 {
+        (group_index / self.slots.len() as u64) & LAP_MASK
+    }
+
+    fn slot(&self, group_index: u64) -> &AtomicU64 {
+        &self.slots[(group_index % self.slots.len() as u64) as usize]
+    }
+
+    /// An upper bound on the departure time of unit `j` (< `head.units`).
+    pub(crate) fn time_of(&self, j: u64, head: Head) -> u64 {
+        if head.units == 0 {
+            return head.last;
+        }
+        let newest_group = (head.units - 1) / self.group;
+        let oldest_kept = (newest_group + 1).saturating_sub(self.slots.len() as u64);
+        // A limit raised past the ring's capacity looks further back than the
+        // ring remembers: the oldest kept group is later, so it is safe to use.
+        let g = (j / self.group).max(oldest_kept);
+        if g * self.group + self.group > head.units {
+            return head.last; // the group is still filling
+        }
+        let v = self.slot(g).load(Ordering::Acquire);
+        if v >> LAP_SHIFT == self.lap(g) {
+            v & TIME_MASK
+        } else {
+            head.last
+        }
+    }
+
+    /// Group indices whose last unit is among `first..first + cost`.
+    fn group_ends(&self, first: u64, cost: u64) -> impl Iterator<Item = u64> {
+        let g = self.group;
+        // group k ends with unit k*g + g - 1; the first that ends at or after `first`:
+        let from = (first + 1).div_ceil(g) - 1;
+        let end = first + cost; // exclusive
+        (from..).take_while(move |k| k * g + g - 1 < end)
+    }
+
+    /// Writes the departure time `d` of units `first..first + cost`.
+    pub(crate) fn record(&self, first: u64, cost: u64, d: u64) {
+        for g in self.group_ends(first, cost) {
+            let lap = self.lap(g);
+            let value = (lap << LAP_SHIFT) | (d & TIME_MASK);
+            // Never overwrite a slot a later lap has already written.
+            let _ = self
+                .slot(g)
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                    let ahead = ((cur >> LAP_SHIFT).wrapping_sub(lap)) & LAP_MASK;
+                    (ahead == 0 || ahead > 7).then_some(value)
+                });
+        }
+    }
+
+    /// Marks the slots of units `first..first + cost` (departing at `d`) as
+    /// unknown, before those units are popped off the head.
+    pub(crate) fn forget(&self, first: u64, cost: u64, d: u64) {
+        for g in self.group_ends(first, cost) {
+            let lap = self.lap(g);
+            let ours = (lap << LAP_SHIFT) | (d & TIME_MASK);
+            let unknown = (lap.wrapping_sub(1) & LAP_MASK) << LAP_SHIFT;
+            let _ =
+                self.slot(g)
+                    .compare_exchange(ours, unknown, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// Undoes [`Window::forget`] when the pop did not happen.
+    pub(crate) fn remember(&self, first: u64, cost: u64, d: u64) {
+        for g in self.group_ends(first, cost) {
+            let lap = self.lap(g);
+            let ours = (lap << LAP_SHIFT) | (d & TIME_MASK);
+            let unknown = (lap.wrapping_sub(1) & LAP_MASK) << LAP_SHIFT;
+            let _ =
+                self.slot(g)
+                    .compare_exchange(unknown, ours, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// How many charged units left after `t` (an upper bound in the bounded variant,
+    /// counting at most what the ring remembers).
+    pub(crate) fn units_after(&self, t: u64, head: Head) -> u64 {
+        if head.units == 0 || head.last <= t {
+            return 0;
+        }
+        let kept = (self.slots.len() as u64 - 1) * self.group;
+        let (mut lo, mut hi) = (head.units.saturating_sub(kept), head.units - 1);
+        if self.time_of(lo, head) > t {
+            return head.units - lo;
+        }
+        // invariant: time_of(lo) <= t < time_of(hi)
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.time_of(mid, head) > t {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        head.units - hi
+    }
+}
+
+/// A slot no lap ever matches before it is written: lap 15 of time 0 for ring
+/// lap 0 (lap 15 only recurs after fifteen full turns, which overwrite it).
+fn empty_slot() -> u64 {
+    LAP_MASK << LAP_SHIFT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Nanos;
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    fn head(units: u64, last: u64) -> Head {
+        Head { units, last }
+    }
+
+    fn q(limit: u32, ns: u64) -> Quota {
+        Quota::new(limit, Duration::from_nanos(ns)).unwrap_or(Quota::per_second(1))
+    }
+
+    #[test]
+    fn exact_ring_looks_back_limit_units() {
+        let w = Window::new(&q(3, 100), Storage::Exact, 3);
+        for (u, t) in [(0, 10), (1, 20), (2, 30)] {
+            w.record(u, 1, t);
+        }
+        let h = head(3, 30);
+        assert_eq!(
+            w.earliest(h, 1, 30),
+            110,
+            "4th unit waits for the 1st to leave"
+        );
+        assert_eq!(w.earliest(h, 2, 30), 120);
+        assert_eq!(w.earliest(head(2, 20), 1, 25), 25, "room for a third");
+    }
+
+    #[test]
+    fn unwritten_slots_fall_back_to_the_latest_departure() {
+        let w = Window::new(&q(2, 100), Storage::Exact, 2);
+        w.record(0, 1, 10);
+        // unit 1 claimed at 50 but not yet written
+        assert_eq!(w.time_of(1, head(2, 50)), 50);
+        assert_eq!(w.time_of(0, head(2, 50)), 10);
+    }
+
+    #[test]
+    fn grouped_ring_is_never_earlier_than_exact() {
+        let slots = NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN);
+        let w = Window::new(&q(16, 1000), Storage::Bounded { slots }, 16);
+        assert_eq!(w.group, 4);
+        for u in 0..16 {
+            w.record(u, 1, u * 10);
+        }
+        let h = head(16, 150);
+        // exact: unit 0 at 0 frees at 1000; grouped: group 0 ends with unit 3 at 30
+        assert_eq!(w.earliest(h, 1, 150), 1030);
+        assert!(w.footprint() < Window::new(&q(16, 1000), Storage::Exact, 16).footprint());
+    }
+
+    #[test]
+    fn fixed_windows_reset_at_aligned_boundaries() {
+        let quota = q(2, 100).fixed(Nanos::new(50));
+        let w = Window::new(&quota, Storage::Exact, 2);
+        w.record(0, 2, 60); // two units in [50, 150)
+        assert_eq!(w.earliest(head(2, 60), 1, 70), 150);
+        // A unit in the previous window does not count in the next one.
+        w.record(2, 1, 150);
+        assert_eq!(w.earliest(head(3, 150), 1, 150), 150);
+        assert_eq!(w.start_of(10, 50), 0, "windows before the anchor align too");
+    }
+
+    #[test]
+    fn forget_and_remember_round_trip() {
+        let w = Window::new(&q(2, 100), Storage::Exact, 2);
+        w.record(0, 2, 40);
+        w.forget(1, 1, 40);
+        assert_eq!(w.time_of(1, head(2, 99)), 99, "forgotten slot is unknown");
+        w.remember(1, 1, 40);
+        assert_eq!(w.time_of(1, head(2, 99)), 40);
+    }
+
+    #[test]
+    fn units_after_counts_by_time() {
+        let w = Window::new(&q(10, 1000), Storage::Exact, 10);
+        for u in 0..6 {
+            w.record(u, 1, 100 + u * 10); // 100..150
+        }
+        let h = head(6, 150);
+        assert_eq!(w.units_after(99, h), 6);
+        assert_eq!(w.units_after(120, h), 3);
+        assert_eq!(w.units_after(150, h), 0);
+    }
+
+    #[test]
+    fn group_ends_cover_exactly_the_range() {
+        let slots = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
+        let w = Window::new(&q(6, 10), Storage::Bounded { slots }, 6); // group 3
+        let ends: Vec<u64> = w.group_ends(0, 7).collect();
+        assert_eq!(ends, vec![0, 1]); // units 2 and 5 end groups 0 and 1
+        let ends: Vec<u64> = w.group_ends(3, 2).collect();
+        assert!(ends.is_empty(), "units 3 and 4 end no group");
+        let exact = Window::new(&q(6, 10), Storage::Exact, 6);
+        let ends: Vec<u64> = exact.group_ends(4, 3).collect();
+        assert_eq!(ends, vec![4, 5, 6]);
+    }
+}
