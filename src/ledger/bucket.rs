@@ -26,7 +26,7 @@ pub(crate) struct Snapshot {
 }
 
 /// Units claimed in one bucket, as needed to give them back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Claim {
     pub(crate) start: u64,
     pub(crate) cost: u64,
@@ -34,6 +34,9 @@ pub(crate) struct Claim {
     pub(crate) last_before: u64,
     /// The pacer's TAT after and before this claim, if the bucket is paced.
     pub(crate) paced: Option<(u64, u64)>,
+    /// The ring values this claim displaced, window by window, if it may be
+    /// given back.
+    pub(crate) saved: Vec<u64>,
 }
 
 impl Claim {
@@ -188,41 +191,57 @@ impl Bucket {
         }
     }
 
+    /// Takes the pacing slot at `d` (before the head is claimed); `Err` if pacing
+    /// no longer allows `d` because another request was paced in between.
+    pub(crate) fn pace(&self, tat: &mut u64, cost: u64, d: u64) -> Result<Option<(u64, u64)>, ()> {
+        let Some(p) = &self.pacer else {
+            return Ok(None);
+        };
+        loop {
+            if p.earliest(*tat, cost) > d {
+                return Err(());
+            }
+            match p.take(*tat, d, cost) {
+                Ok(next) => return Ok(Some((next, *tat))),
+                Err(current) => *tat = current,
+            }
+        }
+    }
+
+    /// Gives back a pacing slot taken by [`Bucket::pace`].
+    pub(crate) fn unpace(&self, paced: Option<(u64, u64)>) {
+        if let (Some(p), Some((after, before))) = (&self.pacer, paced) {
+            p.give_back(after, before);
+        }
+    }
+
     /// Commits `cost` units departing at `d` if the head is still `s.head`.
-    pub(crate) fn claim(&self, s: &Snapshot, cost: u64, d: u64) -> Result<Claim, Head> {
+    /// With `keep_undo`, remembers what it overwrote so it can be given back.
+    pub(crate) fn claim(
+        &self,
+        s: &Snapshot,
+        cost: u64,
+        d: u64,
+        paced: Option<(u64, u64)>,
+        keep_undo: bool,
+    ) -> Result<Claim, Head> {
         let new = Head {
             units: s.head.units + cost,
             last: s.head.last.max(d),
         };
         self.head.swap_from(s.head, new)?;
+        let mut saved = Vec::new();
         for w in self.windows.iter() {
-            w.record(s.head.units, cost, d);
+            w.record(s.head.units, cost, d, keep_undo.then_some(&mut saved));
         }
         Ok(Claim {
             start: s.head.units,
             cost,
             depart: d,
             last_before: s.head.last,
-            paced: None,
+            paced,
+            saved,
         })
-    }
-
-    /// Takes the pacing slot for a claim at `d`; `Err` if pacing no longer allows
-    /// `d` (another request was paced in between).
-    pub(crate) fn pace(&self, claim: &mut Claim, mut tat: u64) -> Result<(), ()> {
-        let Some(p) = &self.pacer else { return Ok(()) };
-        loop {
-            if p.earliest(tat, claim.cost) > claim.depart {
-                return Err(());
-            }
-            match p.take(tat, claim.depart, claim.cost) {
-                Ok(next) => {
-                    claim.paced = Some((next, tat));
-                    return Ok(());
-                }
-                Err(current) => tat = current,
-            }
-        }
     }
 
     /// Gives back the units of `claim`, which never departed.
@@ -231,23 +250,23 @@ impl Bucket {
     /// after it stays counted (later departures were planned around it) and is
     /// remembered as a vacancy, popped as soon as everything after it is gone.
     pub(crate) fn release(&self, claim: Claim) {
-        if let (Some(p), Some((after, before))) = (&self.pacer, claim.paced) {
-            p.give_back(after, before);
-        }
+        self.unpace(claim.paced);
         if self.pop(&claim) {
             self.pop_vacancies_from(claim.start);
             return;
         }
+        let end = claim.end();
         let vacancies = self.vacancies.get_or_init(papaya::HashMap::new);
-        vacancies.pin().insert(claim.end(), claim);
+        vacancies.pin().insert(end, claim);
         // The claims after this one may all have popped while we registered.
         fence(Ordering::SeqCst);
-        self.pop_vacancies_from(claim.end());
+        self.pop_vacancies_from(end);
     }
 
     fn pop(&self, c: &Claim) -> bool {
+        let mut saved = c.saved.iter().copied();
         for w in self.windows.iter() {
-            w.forget(c.start, c.cost, c.depart);
+            w.restore(c.start, c.cost, c.depart, &mut saved);
         }
         let tail = Head {
             units: c.end(),
@@ -261,8 +280,9 @@ impl Bucket {
             fence(Ordering::SeqCst);
             return true;
         }
+        let mut saved = c.saved.iter().copied();
         for w in self.windows.iter() {
-            w.remember(c.start, c.cost, c.depart);
+            w.reapply(c.start, c.cost, c.depart, &mut saved);
         }
         false
     }
@@ -277,7 +297,7 @@ impl Bucket {
                 return;
             }
             let map = vacancies.pin();
-            let Some(v) = map.remove(&units).copied() else {
+            let Some(v) = map.remove(&units).cloned() else {
                 return;
             };
             if v.depart == head.last && self.pop(&v) {
@@ -350,9 +370,10 @@ impl Bucket {
                 return 0;
             }
             let as_of = as_of.as_u64();
+            // What we surely counted: a lower bound, so that we never add too few.
             let ours = w
-                .units_after(w.opens(as_of).saturating_sub(1), s.head)
-                .saturating_sub(w.units_after(as_of, s.head));
+                .units_surely_from(w.opens(as_of), s.head)
+                .saturating_sub(w.units_from(as_of + 1, s.head));
             let Some(extra) = used.checked_sub(ours).filter(|e| *e > 0) else {
                 return 0;
             };
@@ -361,7 +382,10 @@ impl Bucket {
                 Some(f) => f.as_u64().saturating_sub(1).max(as_of),
                 None => as_of,
             };
-            if self.claim(&s, extra, at.max(s.head.last)).is_ok() {
+            if self
+                .claim(&s, extra, at.max(s.head.last), None, false)
+                .is_ok()
+            {
                 return extra;
             }
         }
@@ -375,8 +399,8 @@ impl Bucket {
             .windows
             .iter()
             .map(|w| {
-                let reserved = w.units_after(now_ns, s.head);
-                let opened = w.units_after(w.opens(now_ns).saturating_sub(1), s.head);
+                let reserved = w.units_from(now_ns + 1, s.head);
+                let opened = w.units_from(w.opens(now_ns), s.head);
                 let used = opened.saturating_sub(reserved);
                 let frees_at = (used > 0).then(|| {
                     let oldest = s.head.units.saturating_sub(opened);

@@ -167,26 +167,37 @@ fn decide(
             });
         }
         // Claim `d` in every bucket, or give everything back and plan again.
-        let mut claims: [Option<Claim>; MAX_BUCKETS] = [None; MAX_BUCKETS];
+        // Only a claim that may be given back (a reservation, or one of several
+        // buckets) remembers what it overwrote.
+        let keep_undo = n > 1 || d > now;
+        let mut claims: [Option<Claim>; MAX_BUCKETS] = Default::default();
         for i in 0..n {
             let b = buckets[i];
-            let mut claim = loop {
-                match b.claim(&snaps[i], cost, d) {
+            let Ok(paced) = b.pace(&mut snaps[i].tat, cost, d) else {
+                undo(buckets, &mut claims[..i]);
+                continue 'decide;
+            };
+            let claim = loop {
+                match b.claim(&snaps[i], cost, d, paced, keep_undo) {
                     Ok(c) => break c,
                     Err(head) => {
                         snaps[i].head = head;
-                        if b.earliest(&snaps[i], cost, d)? != d {
-                            undo(buckets, &claims[..i]);
-                            continue 'decide;
+                        match b.earliest(&snaps[i], cost, d) {
+                            Ok(again) if again == d => continue,
+                            Ok(_) => {
+                                b.unpace(paced);
+                                undo(buckets, &mut claims[..i]);
+                                continue 'decide;
+                            }
+                            Err(refusal) => {
+                                b.unpace(paced);
+                                undo(buckets, &mut claims[..i]);
+                                return Err(refusal);
+                            }
                         }
                     }
                 }
             };
-            if b.pace(&mut claim, snaps[i].tat).is_err() {
-                b.release(claim);
-                undo(buckets, &claims[..i]);
-                continue 'decide;
-            }
             claims[i] = Some(claim);
         }
         if d == now {
@@ -194,17 +205,18 @@ fn decide(
         }
         let held = buckets
             .iter()
-            .zip(claims.iter())
-            .filter_map(|(b, c)| c.map(|c| (Arc::clone(b), c)))
+            .zip(claims.iter_mut())
+            .filter_map(|(b, c)| c.take().map(|c| (Arc::clone(b), c)))
             .collect();
         return Ok(Grant::Later(Reservation::new(Nanos::new(d), held)));
     }
 }
 
-fn undo(buckets: &[&Arc<Bucket>], claims: &[Option<Claim>]) {
-    for (b, c) in buckets.iter().zip(claims) {
-        if let Some(c) = c {
-            b.release(*c);
+fn undo(buckets: &[&Arc<Bucket>], claims: &mut [Option<Claim>]) {
+    // Newest first, so that each pops straight off its head.
+    for (b, c) in buckets.iter().zip(claims.iter_mut()).rev() {
+        if let Some(c) = c.take() {
+            b.release(c);
         }
     }
 }

@@ -21,6 +21,8 @@ use crate::quota::{Alignment, Quota, Storage};
 const LAP_SHIFT: u32 = 60;
 const TIME_MASK: u64 = (1 << LAP_SHIFT) - 1;
 const LAP_MASK: u64 = 0xF;
+/// Units reserved ahead that a window keeps room for beyond its limit.
+pub(crate) const RESERVED_HEADROOM: u64 = 1024;
 
 #[derive(Debug)]
 pub(crate) struct Window {
@@ -36,8 +38,13 @@ impl Window {
     pub(crate) fn new(quota: &Quota, storage: Storage, capacity: u32) -> Window {
         let capacity = capacity.max(quota.limit());
         let group = u64::from(storage.group_for(capacity));
-        // One slot per group of the lookback, plus the group being filled.
-        let slots = u64::from(capacity).div_ceil(group) + 1;
+        // The lookback needs `capacity` units; counting the past window (for
+        // corrections and reports) also needs the units reserved after now, so
+        // the ring keeps room for up to RESERVED_HEADROOM of them; beyond that
+        // counts are lower bounds, and corrections err on the safe side.
+        let kept = u64::from(capacity) + u64::from(capacity).min(RESERVED_HEADROOM);
+        // One slot per group of what is kept, plus the group being filled.
+        let slots = kept.div_ceil(group) + 1;
         let window = u64::try_from(quota.window().as_nanos())
             .unwrap_or(u64::MAX)
             .clamp(1, TIME_MASK);
@@ -85,30 +92,22 @@ impl Window {
         let t = self.time_of(back, head);
         match self.anchor {
             None => d.max(t.saturating_add(self.window)),
-            Some(anchor) => {
-                if t >= self.start_of(d, anchor) {
-                    d.max(self.start_of(t, anchor).saturating_add(self.window))
-                } else {
-                    d
-                }
+            Some(anchor)
+                if index_of(t, anchor, self.window) == index_of(d, anchor, self.window) =>
+            {
+                d.max(end_of(t, anchor, self.window))
             }
+            Some(_) => d,
         }
     }
 
-    /// Start of the fixed window containing `t`.
-    fn start_of(&self, t: u64, anchor: u64) -> u64 {
-        let offset = i128::from(t) - i128::from(anchor);
-        let w = i128::from(self.window);
-        let start = i128::from(anchor) + offset.div_euclid(w) * w;
-        u64::try_from(start.max(0)).unwrap_or(0)
-    }
-
-    /// The first instant of the window that contains `t`, for reporting: `t - W`
-    /// (exclusive) for a sliding window, the aligned start for a fixed one.
+    /// The first instant counted by the window that ends at `t`: `t - W + 1` for a
+    /// sliding window (it counts `(t - W, t]`), the aligned start for a fixed one.
     pub(crate) fn opens(&self, t: u64) -> u64 {
         match self.anchor {
-            None => t.saturating_sub(self.window).saturating_add(1),
-            Some(anchor) => self.start_of(t, anchor),
+            None if t >= self.window => t - self.window + 1,
+            None => 0,
+            Some(anchor) => end_of(t, anchor, self.window).saturating_sub(self.window),
         }
     }
 
@@ -116,7 +115,7 @@ impl Window {
     pub(crate) fn frees(&self, t: u64) -> u64 {
         match self.anchor {
             None => t.saturating_add(self.window),
-            Some(anchor) => self.start_of(t, anchor).saturating_add(self.window),
+            Some(anchor) => end_of(t, anchor, self.window),
         }
     }
 
@@ -126,6 +125,30 @@ impl Window {
 
     fn slot(&self, group_index: u64) -> &AtomicU64 {
         &self.slots[(group_index % self.slots.len() as u64) as usize]
+    }
+
+    /// A lower bound on the departure time of unit `j`: its own time when exact;
+    /// in the bounded variant, the time of the last unit of the group before
+    /// (units leave in order). 0 where the ring does not know.
+    pub(crate) fn earliest_time_of(&self, j: u64, head: Head) -> u64 {
+        let before = if self.group == 1 {
+            Some(j)
+        } else {
+            (j / self.group * self.group).checked_sub(1)
+        };
+        match before {
+            Some(u) if u < head.units && self.knows(u, head) => self.time_of(u, head),
+            _ => 0,
+        }
+    }
+
+    /// Whether the ring holds the written time of unit `u`'s group.
+    fn knows(&self, u: u64, head: Head) -> bool {
+        let g = u / self.group;
+        let newest_group = (head.units - 1) / self.group;
+        g + (self.slots.len() as u64) > newest_group
+            && g * self.group + self.group <= head.units
+            && self.slot(g).load(Ordering::Acquire) >> LAP_SHIFT == self.lap(g)
     }
 
     /// An upper bound on the departure time of unit `j` (< `head.units`).
@@ -158,61 +181,94 @@ impl Window {
         (from..).take_while(move |k| k * g + g - 1 < end)
     }
 
-    /// Writes the departure time `d` of units `first..first + cost`.
-    pub(crate) fn record(&self, first: u64, cost: u64, d: u64) {
+    /// Writes the departure time `d` of units `first..first + cost`, pushing the
+    /// values it displaces onto `saved` if given (to restore them on a pop).
+    pub(crate) fn record(&self, first: u64, cost: u64, d: u64, mut saved: Option<&mut Vec<u64>>) {
         for g in self.group_ends(first, cost) {
             let lap = self.lap(g);
             let value = (lap << LAP_SHIFT) | (d & TIME_MASK);
             // Never overwrite a slot a later lap has already written.
-            let _ = self
+            let old = self
                 .slot(g)
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                     let ahead = ((cur >> LAP_SHIFT).wrapping_sub(lap)) & LAP_MASK;
                     (ahead == 0 || ahead > 7).then_some(value)
-                });
+                })
+                .unwrap_or(value);
+            if let Some(saved) = saved.as_deref_mut() {
+                saved.push(old);
+            }
         }
     }
 
-    /// Marks the slots of units `first..first + cost` (departing at `d`) as
-    /// unknown, before those units are popped off the head.
-    pub(crate) fn forget(&self, first: u64, cost: u64, d: u64) {
+    /// Puts back the values [`Window::record`] displaced for units
+    /// `first..first + cost` (departing at `d`), before they are popped off the
+    /// head; `saved` yields them in the order they were pushed.
+    pub(crate) fn restore(
+        &self,
+        first: u64,
+        cost: u64,
+        d: u64,
+        saved: &mut impl Iterator<Item = u64>,
+    ) {
         for g in self.group_ends(first, cost) {
-            let lap = self.lap(g);
-            let ours = (lap << LAP_SHIFT) | (d & TIME_MASK);
-            let unknown = (lap.wrapping_sub(1) & LAP_MASK) << LAP_SHIFT;
-            let _ =
-                self.slot(g)
-                    .compare_exchange(ours, unknown, Ordering::AcqRel, Ordering::Relaxed);
+            let ours = (self.lap(g) << LAP_SHIFT) | (d & TIME_MASK);
+            if let Some(old) = saved.next() {
+                let _ =
+                    self.slot(g)
+                        .compare_exchange(ours, old, Ordering::AcqRel, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Undoes [`Window::forget`] when the pop did not happen.
-    pub(crate) fn remember(&self, first: u64, cost: u64, d: u64) {
+    /// Undoes [`Window::restore`] when the pop did not happen.
+    pub(crate) fn reapply(
+        &self,
+        first: u64,
+        cost: u64,
+        d: u64,
+        saved: &mut impl Iterator<Item = u64>,
+    ) {
         for g in self.group_ends(first, cost) {
-            let lap = self.lap(g);
-            let ours = (lap << LAP_SHIFT) | (d & TIME_MASK);
-            let unknown = (lap.wrapping_sub(1) & LAP_MASK) << LAP_SHIFT;
-            let _ =
-                self.slot(g)
-                    .compare_exchange(unknown, ours, Ordering::AcqRel, Ordering::Relaxed);
+            let ours = (self.lap(g) << LAP_SHIFT) | (d & TIME_MASK);
+            if let Some(old) = saved.next() {
+                let _ =
+                    self.slot(g)
+                        .compare_exchange(old, ours, Ordering::AcqRel, Ordering::Relaxed);
+            }
         }
     }
 
-    /// How many charged units left after `t` (an upper bound in the bounded variant,
-    /// counting at most what the ring remembers).
-    pub(crate) fn units_after(&self, t: u64, head: Head) -> u64 {
-        if head.units == 0 || head.last <= t {
+    /// How many charged units may leave at or after `t` (each unit counted at the
+    /// upper bound of its time): an upper bound when the ring remembers that far.
+    pub(crate) fn units_from(&self, t: u64, head: Head) -> u64 {
+        self.count_from(t, head, |j| self.time_of(j, head))
+    }
+
+    /// How many charged units certainly leave at or after `t` (each unit counted
+    /// at the lower bound of its time): a lower bound.
+    pub(crate) fn units_surely_from(&self, t: u64, head: Head) -> u64 {
+        self.count_from(t, head, |j| self.earliest_time_of(j, head))
+    }
+
+    /// Units `j` among those the ring remembers with `time(j) >= t`, for a
+    /// non-decreasing `time`; units older than the ring are not counted.
+    fn count_from(&self, t: u64, head: Head, time: impl Fn(u64) -> u64) -> u64 {
+        if head.units == 0 || head.last < t {
             return 0;
         }
         let kept = (self.slots.len() as u64 - 1) * self.group;
         let (mut lo, mut hi) = (head.units.saturating_sub(kept), head.units - 1);
-        if self.time_of(lo, head) > t {
+        if time(lo) >= t {
             return head.units - lo;
         }
-        // invariant: time_of(lo) <= t < time_of(hi)
+        if time(hi) < t {
+            return 0;
+        }
+        // invariant: time(lo) < t <= time(hi)
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if self.time_of(mid, head) > t {
+            if time(mid) >= t {
                 hi = mid;
             } else {
                 lo = mid;
@@ -220,6 +276,17 @@ impl Window {
         }
         head.units - hi
     }
+}
+
+/// Index of the fixed window (aligned to `anchor`, of length `w`) containing `t`.
+fn index_of(t: u64, anchor: u64, w: u64) -> i128 {
+    (i128::from(t) - i128::from(anchor)).div_euclid(i128::from(w))
+}
+
+/// The first instant after the fixed window containing `t`.
+fn end_of(t: u64, anchor: u64, w: u64) -> u64 {
+    let end = i128::from(anchor) + (index_of(t, anchor, w) + 1) * i128::from(w);
+    u64::try_from(end).unwrap_or(u64::MAX)
 }
 
 /// A slot no lap ever matches before it is written: lap 15 of time 0 for ring
@@ -247,7 +314,7 @@ mod tests {
     fn exact_ring_looks_back_limit_units() {
         let w = Window::new(&q(3, 100), Storage::Exact, 3);
         for (u, t) in [(0, 10), (1, 20), (2, 30)] {
-            w.record(u, 1, t);
+            w.record(u, 1, t, None);
         }
         let h = head(3, 30);
         assert_eq!(
@@ -262,7 +329,7 @@ mod tests {
     #[test]
     fn unwritten_slots_fall_back_to_the_latest_departure() {
         let w = Window::new(&q(2, 100), Storage::Exact, 2);
-        w.record(0, 1, 10);
+        w.record(0, 1, 10, None);
         // unit 1 claimed at 50 but not yet written
         assert_eq!(w.time_of(1, head(2, 50)), 50);
         assert_eq!(w.time_of(0, head(2, 50)), 10);
@@ -274,7 +341,7 @@ mod tests {
         let w = Window::new(&q(16, 1000), Storage::Bounded { slots }, 16);
         assert_eq!(w.group, 4);
         for u in 0..16 {
-            w.record(u, 1, u * 10);
+            w.record(u, 1, u * 10, None);
         }
         let h = head(16, 150);
         // exact: unit 0 at 0 frees at 1000; grouped: group 0 ends with unit 3 at 30
@@ -286,34 +353,50 @@ mod tests {
     fn fixed_windows_reset_at_aligned_boundaries() {
         let quota = q(2, 100).fixed(Nanos::new(50));
         let w = Window::new(&quota, Storage::Exact, 2);
-        w.record(0, 2, 60); // two units in [50, 150)
+        w.record(0, 2, 60, None); // two units in [50, 150)
         assert_eq!(w.earliest(head(2, 60), 1, 70), 150);
         // A unit in the previous window does not count in the next one.
-        w.record(2, 1, 150);
+        w.record(2, 1, 150, None);
         assert_eq!(w.earliest(head(3, 150), 1, 150), 150);
-        assert_eq!(w.start_of(10, 50), 0, "windows before the anchor align too");
+        assert_eq!(
+            end_of(10, 50, 100),
+            50,
+            "windows before the anchor align too"
+        );
+        let early = Window::new(&q(1, 14).fixed(Nanos::new(15)), Storage::Exact, 1);
+        early.record(0, 1, 0, None);
+        assert_eq!(
+            early.earliest(head(1, 0), 1, 0),
+            1,
+            "the window [-13, 1) ends at 1"
+        );
     }
 
     #[test]
-    fn forget_and_remember_round_trip() {
-        let w = Window::new(&q(2, 100), Storage::Exact, 2);
-        w.record(0, 2, 40);
-        w.forget(1, 1, 40);
-        assert_eq!(w.time_of(1, head(2, 99)), 99, "forgotten slot is unknown");
-        w.remember(1, 1, 40);
-        assert_eq!(w.time_of(1, head(2, 99)), 40);
+    fn restore_puts_back_what_a_claim_displaced() {
+        let w = Window::new(&q(2, 100), Storage::Exact, 2); // 2 + 2 headroom + 1 = 5 slots
+        w.record(0, 5, 40, None);
+        let mut saved = Vec::new();
+        w.record(5, 1, 50, Some(&mut saved)); // unit 5 reuses unit 0's slot
+        assert_eq!(w.time_of(5, head(6, 50)), 50);
+        w.restore(5, 1, 50, &mut saved.iter().copied());
+        assert_eq!(w.time_of(0, head(5, 40)), 40, "unit 0 is readable again");
+        w.reapply(5, 1, 50, &mut saved.iter().copied());
+        assert_eq!(w.time_of(5, head(6, 50)), 50);
     }
 
     #[test]
-    fn units_after_counts_by_time() {
+    fn units_from_counts_by_time() {
         let w = Window::new(&q(10, 1000), Storage::Exact, 10);
         for u in 0..6 {
-            w.record(u, 1, 100 + u * 10); // 100..150
+            w.record(u, 1, 100 + u * 10, None); // 100..150
         }
         let h = head(6, 150);
-        assert_eq!(w.units_after(99, h), 6);
-        assert_eq!(w.units_after(120, h), 3);
-        assert_eq!(w.units_after(150, h), 0);
+        assert_eq!(w.units_from(0, h), 6);
+        assert_eq!(w.units_from(100, h), 6);
+        assert_eq!(w.units_from(121, h), 3);
+        assert_eq!(w.units_from(150, h), 1);
+        assert_eq!(w.units_from(151, h), 0);
     }
 
     #[test]
