@@ -319,7 +319,10 @@ mod tests {
         let origin = UNIX_EPOCH + Duration::from_secs(1_000);
         let c = ManualClock::with_wall_origin(origin);
         let reset = origin + Duration::from_secs(30);
-        assert_eq!(c.monotonic_at(reset, ClockOffset::ZERO), Nanos::from_secs(30));
+        assert_eq!(
+            c.monotonic_at(reset, ClockOffset::ZERO),
+            Nanos::from_secs(30)
+        );
         // Server 2 s fast: its "30 s" is our 28 s.
         let fast = ClockOffset::ahead(Duration::from_secs(2));
         assert_eq!(c.monotonic_at(reset, fast), Nanos::from_secs(28));

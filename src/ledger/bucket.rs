@@ -98,6 +98,7 @@ pub struct Bucket {
     windows: Box<[Window]>,
     blocked_until: AtomicU64,
     pacer: Option<Pacer>,
+    has_fixed: bool,
     vacancies: OnceLock<papaya::HashMap<u64, Claim>>,
 }
 
@@ -115,9 +116,11 @@ impl Bucket {
                 Window::new(q, storage, capacity)
             })
             .collect();
+        let windows: Box<[Window]> = windows;
         Bucket {
             label: label.into(),
             head: HeadCell::new(),
+            has_fixed: windows.iter().any(Window::is_fixed),
             windows,
             blocked_until: AtomicU64::new(0),
             pacer: limits.pacing().map(Pacer::new),
@@ -137,6 +140,7 @@ impl Bucket {
             + self.windows.iter().map(Window::footprint).sum::<usize>()
     }
 
+    #[inline]
     pub(crate) fn snapshot(&self) -> Snapshot {
         Snapshot {
             head: self.head.load(),
@@ -146,6 +150,7 @@ impl Bucket {
 
     /// The earliest departure at or after `from` at which every window has room
     /// for `cost`, given the state in `s`.
+    #[inline]
     pub(crate) fn earliest(&self, s: &Snapshot, cost: u64, from: u64) -> Result<u64, Refusal> {
         if s.head.is_evicted() {
             return Err(Refusal::Retired {
@@ -169,7 +174,7 @@ impl Bucket {
             d = w.earliest(s.head, cost, d);
         }
         // Fixed windows move `d` to a boundary, which may fill another window.
-        if self.windows.iter().any(Window::is_fixed) {
+        if self.has_fixed {
             loop {
                 let before = d;
                 for w in self.windows.iter() {
@@ -193,6 +198,7 @@ impl Bucket {
 
     /// Takes the pacing slot at `d` (before the head is claimed); `Err` if pacing
     /// no longer allows `d` because another request was paced in between.
+    #[inline]
     pub(crate) fn pace(&self, tat: &mut u64, cost: u64, d: u64) -> Result<Option<(u64, u64)>, ()> {
         let Some(p) = &self.pacer else {
             return Ok(None);
@@ -217,6 +223,7 @@ impl Bucket {
 
     /// Commits `cost` units departing at `d` if the head is still `s.head`.
     /// With `keep_undo`, remembers what it overwrote so it can be given back.
+    #[inline]
     pub(crate) fn claim(
         &self,
         s: &Snapshot,

@@ -100,6 +100,9 @@ pub fn acquire(
 ) -> Result<Grant, Refusal> {
     let cost = u64::from(cost.max(1));
     let now = now.as_u64();
+    if let [only] = buckets {
+        return decide_one(only, cost, now, max_wait);
+    }
     let has_duplicates = buckets
         .iter()
         .enumerate()
@@ -126,6 +129,31 @@ pub fn acquire(
         });
     }
     decide(&distinct, cost, now, max_wait)
+}
+
+/// The common case, one bucket: no arrays, and a lost race simply plans again.
+fn decide_one(b: &Arc<Bucket>, cost: u64, now: u64, max_wait: MaxWait) -> Result<Grant, Refusal> {
+    loop {
+        let mut s = b.snapshot();
+        let d = b.earliest(&s, cost, now)?;
+        if !max_wait.allows(d - now) {
+            return Err(Refusal::WouldWait {
+                bucket: b.label().clone(),
+                wait: Duration::from_nanos(d - now),
+            });
+        }
+        let Ok(paced) = b.pace(&mut s.tat, cost, d) else {
+            continue;
+        };
+        match b.claim(&s, cost, d, paced, d > now) {
+            Ok(_) if d == now => return Ok(Grant::Now),
+            Ok(claim) => {
+                let held = vec![(Arc::clone(b), claim)];
+                return Ok(Grant::Later(Reservation::new(Nanos::new(d), held)));
+            }
+            Err(_) => b.unpace(paced),
+        }
+    }
 }
 
 fn decide(

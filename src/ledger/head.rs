@@ -25,10 +25,12 @@ impl Head {
         last: u64::MAX,
     };
 
+    #[inline]
     fn pack(self) -> u128 {
         (u128::from(self.units) << 64) | u128::from(self.last)
     }
 
+    #[inline]
     fn unpack(v: u128) -> Head {
         Head {
             units: (v >> 64) as u64,
@@ -41,8 +43,10 @@ impl Head {
     }
 }
 
-/// The atomic cell holding a [`Head`].
+/// The atomic cell holding a [`Head`], alone on its cache line so that the
+/// fields every decision reads are not invalidated by every decision's write.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct HeadCell(AtomicU128);
 
 impl HeadCell {
@@ -50,11 +54,13 @@ impl HeadCell {
         HeadCell(AtomicU128::new(Head { units: 0, last: 0 }.pack()))
     }
 
+    #[inline]
     pub(crate) fn load(&self) -> Head {
         Head::unpack(self.0.load(Ordering::Acquire))
     }
 
     /// Replaces `current` with `new`; on failure returns the head found.
+    #[inline]
     pub(crate) fn swap_from(&self, current: Head, new: Head) -> Result<(), Head> {
         self.0
             .compare_exchange(

@@ -30,6 +30,8 @@ pub(crate) struct Window {
     window: u64,
     anchor: Option<u64>,
     group: u64,
+    /// log2 of the number of slots (a power of two: index and lap by mask and shift).
+    shift: u32,
     slots: Box<[AtomicU64]>,
 }
 
@@ -43,8 +45,9 @@ impl Window {
         // the ring keeps room for up to RESERVED_HEADROOM of them; beyond that
         // counts are lower bounds, and corrections err on the safe side.
         let kept = u64::from(capacity) + u64::from(capacity).min(RESERVED_HEADROOM);
-        // One slot per group of what is kept, plus the group being filled.
-        let slots = kept.div_ceil(group) + 1;
+        // One slot per group of what is kept, plus the group being filled,
+        // rounded up to a power of two so that no decision divides.
+        let slots = (kept.div_ceil(group) + 1).next_power_of_two();
         let window = u64::try_from(quota.window().as_nanos())
             .unwrap_or(u64::MAX)
             .clamp(1, TIME_MASK);
@@ -56,10 +59,12 @@ impl Window {
                 Alignment::Fixed { anchor } => Some(anchor.as_u64()),
             },
             group,
+            shift: slots.trailing_zeros(),
             slots: (0..slots).map(|_| AtomicU64::new(empty_slot())).collect(),
         }
     }
 
+    #[inline]
     pub(crate) fn limit(&self) -> u32 {
         self.limit.load(Ordering::Acquire)
     }
@@ -72,6 +77,7 @@ impl Window {
         self.window
     }
 
+    #[inline]
     pub(crate) fn is_fixed(&self) -> bool {
         self.anchor.is_some()
     }
@@ -83,6 +89,7 @@ impl Window {
 
     /// The earliest departure at or after `d` at which this window has room for
     /// `cost` more units after the `head.units` already charged.
+    #[inline]
     pub(crate) fn earliest(&self, head: Head, cost: u64, d: u64) -> u64 {
         let limit = u64::from(self.limit());
         let Some(back) = (head.units + cost).checked_sub(limit + 1) else {
@@ -119,12 +126,20 @@ impl Window {
         }
     }
 
+    #[inline]
     fn lap(&self, group_index: u64) -> u64 {
-        (group_index / self.slots.len() as u64) & LAP_MASK
+        (group_index >> self.shift) & LAP_MASK
     }
 
+    #[inline]
     fn slot(&self, group_index: u64) -> &AtomicU64 {
-        &self.slots[(group_index % self.slots.len() as u64) as usize]
+        &self.slots[(group_index & ((1 << self.shift) - 1)) as usize]
+    }
+
+    /// The group of unit `j` (no division in exact storage).
+    #[inline]
+    fn group_of(&self, j: u64) -> u64 {
+        j >> self.group.trailing_zeros()
     }
 
     /// A lower bound on the departure time of unit `j`: its own time when exact;
@@ -144,23 +159,24 @@ impl Window {
 
     /// Whether the ring holds the written time of unit `u`'s group.
     fn knows(&self, u: u64, head: Head) -> bool {
-        let g = u / self.group;
-        let newest_group = (head.units - 1) / self.group;
+        let g = self.group_of(u);
+        let newest_group = self.group_of(head.units - 1);
         g + (self.slots.len() as u64) > newest_group
             && g * self.group + self.group <= head.units
             && self.slot(g).load(Ordering::Acquire) >> LAP_SHIFT == self.lap(g)
     }
 
     /// An upper bound on the departure time of unit `j` (< `head.units`).
+    #[inline]
     pub(crate) fn time_of(&self, j: u64, head: Head) -> u64 {
         if head.units == 0 {
             return head.last;
         }
-        let newest_group = (head.units - 1) / self.group;
+        let newest_group = self.group_of(head.units - 1);
         let oldest_kept = (newest_group + 1).saturating_sub(self.slots.len() as u64);
         // A limit raised past the ring's capacity looks further back than the
         // ring remembers: the oldest kept group is later, so it is safe to use.
-        let g = (j / self.group).max(oldest_kept);
+        let g = self.group_of(j).max(oldest_kept);
         if g * self.group + self.group > head.units {
             return head.last; // the group is still filling
         }
@@ -173,28 +189,39 @@ impl Window {
     }
 
     /// Group indices whose last unit is among `first..first + cost`.
+    #[inline]
     fn group_ends(&self, first: u64, cost: u64) -> impl Iterator<Item = u64> {
         let g = self.group;
-        // group k ends with unit k*g + g - 1; the first that ends at or after `first`:
-        let from = (first + 1).div_ceil(g) - 1;
+        if g == 1 {
+            return first..first + cost;
+        }
+        // group k ends with unit k*g + g - 1; the first that ends at or after `first`
+        // (g is a power of two):
+        let from = ((first + 1).div_ceil(g)) - 1;
         let end = first + cost; // exclusive
-        (from..).take_while(move |k| k * g + g - 1 < end)
+                                // the last group that ends before `end`
+        from..end / g
     }
 
     /// Writes the departure time `d` of units `first..first + cost`, pushing the
     /// values it displaces onto `saved` if given (to restore them on a pop).
+    #[inline]
     pub(crate) fn record(&self, first: u64, cost: u64, d: u64, mut saved: Option<&mut Vec<u64>>) {
         for g in self.group_ends(first, cost) {
             let lap = self.lap(g);
             let value = (lap << LAP_SHIFT) | (d & TIME_MASK);
-            // Never overwrite a slot a later lap has already written.
-            let old = self
-                .slot(g)
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-                    let ahead = ((cur >> LAP_SHIFT).wrapping_sub(lap)) & LAP_MASK;
-                    (ahead == 0 || ahead > 7).then_some(value)
-                })
-                .unwrap_or(value);
+            let slot = self.slot(g);
+            // A plain store, not a compare-and-swap: this is the hot path. Only the
+            // claimer of this unit writes this lap of the slot; a claimer delayed
+            // past later laps is seen by the load below and does not write. If it
+            // is delayed between the load and the store, it leaves an older lap
+            // in the slot, which readers treat as unknown (the safe side); only a
+            // delay across sixteen full turns of the ring could alias a lap.
+            let old = slot.load(Ordering::Acquire);
+            let ahead = ((old >> LAP_SHIFT).wrapping_sub(lap)) & LAP_MASK;
+            if ahead == 0 || ahead > 7 {
+                slot.store(value, Ordering::Release);
+            }
             if let Some(saved) = saved.as_deref_mut() {
                 saved.push(old);
             }
@@ -402,11 +429,14 @@ mod tests {
     #[test]
     fn group_ends_cover_exactly_the_range() {
         let slots = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
-        let w = Window::new(&q(6, 10), Storage::Bounded { slots }, 6); // group 3
-        let ends: Vec<u64> = w.group_ends(0, 7).collect();
-        assert_eq!(ends, vec![0, 1]); // units 2 and 5 end groups 0 and 1
-        let ends: Vec<u64> = w.group_ends(3, 2).collect();
-        assert!(ends.is_empty(), "units 3 and 4 end no group");
+        let w = Window::new(&q(6, 10), Storage::Bounded { slots }, 6); // group 4
+        assert_eq!(w.group, 4);
+        let ends: Vec<u64> = w.group_ends(0, 8).collect();
+        assert_eq!(ends, vec![0, 1]); // units 3 and 7 end groups 0 and 1
+        let ends: Vec<u64> = w.group_ends(4, 3).collect();
+        assert!(ends.is_empty(), "units 4 to 6 end no group");
+        let ends: Vec<u64> = w.group_ends(3, 1).collect();
+        assert_eq!(ends, vec![0]);
         let exact = Window::new(&q(6, 10), Storage::Exact, 6);
         let ends: Vec<u64> = exact.group_ends(4, 3).collect();
         assert_eq!(ends, vec![4, 5, 6]);
