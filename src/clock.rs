@@ -128,6 +128,13 @@ pub trait Clock: Send + Sync + 'static {
     fn to_wall(&self, t: Nanos) -> SystemTime {
         self.wall_origin() + t.as_duration()
     }
+
+    /// The [`std::time::Instant`] of `t`, for timers; `None` for clocks that are
+    /// not tied to real (or tokio's) time, such as [`ManualClock`].
+    fn instant_at(&self, t: Nanos) -> Option<Instant> {
+        let _ = t;
+        None
+    }
 }
 
 /// How far a server's clock is ahead of the local wall clock.
@@ -207,12 +214,59 @@ impl Default for SystemClock {
 }
 
 impl Clock for SystemClock {
+    #[inline]
     fn now(&self) -> Nanos {
         Nanos::from_duration(self.origin.elapsed())
     }
 
     fn wall_origin(&self) -> SystemTime {
         self.wall_origin
+    }
+
+    fn instant_at(&self, t: Nanos) -> Option<Instant> {
+        Some(self.instant_at(t))
+    }
+}
+
+/// Tokio's clock: the system's monotonic clock, or tokio's paused test clock
+/// (`#[tokio::test(start_paused = true)]`), where sleeping costs no real time.
+///
+/// This is the layer's default: its waits are tokio timers on the same clock.
+/// Clones share the origin.
+#[derive(Clone, Debug)]
+pub struct TokioClock {
+    origin: tokio::time::Instant,
+    wall_origin: SystemTime,
+}
+
+impl TokioClock {
+    /// A clock whose origin is now (on tokio's timeline).
+    pub fn new() -> TokioClock {
+        TokioClock {
+            origin: tokio::time::Instant::now(),
+            wall_origin: SystemTime::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock::new()
+    }
+}
+
+impl Clock for TokioClock {
+    #[inline]
+    fn now(&self) -> Nanos {
+        Nanos::from_duration(tokio::time::Instant::now().saturating_duration_since(self.origin))
+    }
+
+    fn wall_origin(&self) -> SystemTime {
+        self.wall_origin
+    }
+
+    fn instant_at(&self, t: Nanos) -> Option<Instant> {
+        Some((self.origin + t.as_duration()).into_std())
     }
 }
 
@@ -283,11 +337,15 @@ impl Clock for ManualClock {
 }
 
 impl<C: Clock> Clock for Arc<C> {
+    #[inline]
     fn now(&self) -> Nanos {
         (**self).now()
     }
     fn wall_origin(&self) -> SystemTime {
         (**self).wall_origin()
+    }
+    fn instant_at(&self, t: Nanos) -> Option<Instant> {
+        (**self).instant_at(t)
     }
 }
 
@@ -340,6 +398,21 @@ mod tests {
         assert_eq!(off, ClockOffset::ahead(Duration::from_secs(3)));
         let off = ClockOffset::between(local - Duration::from_secs(3), local);
         assert_eq!(off, ClockOffset::behind(Duration::from_secs(3)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_follows_paused_time() {
+        let c = TokioClock::new();
+        assert_eq!(c.now(), Nanos::ZERO);
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        assert_eq!(c.now(), Nanos::from_secs(90));
+        let at = c
+            .instant_at(Nanos::from_secs(100))
+            .map(tokio::time::Instant::from_std);
+        assert_eq!(
+            at,
+            Some(tokio::time::Instant::now() + Duration::from_secs(10))
+        );
     }
 
     #[test]

@@ -8,12 +8,32 @@
 //! - [`clock`]: monotonic time, a manual clock for tests, wall-clock conversion;
 //! - [`quota`]: limits per window, sliding or fixed, several per bucket;
 //! - [`ledger`]: the accounting engine, exact and lock-free;
+//! - [`route`], [`scope`], [`headers`]: what a request is charged to, and what a
+//!   response says about the server's limits;
+//! - [`Limiter`], [`QuotaLayer`], [`QuotaService`]: the tower layer;
 //! - `testkit` (feature `testkit`): a rate-limited API server for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod clock;
+mod correction;
+mod error;
+mod future;
+pub mod headers;
+mod layer;
 pub mod ledger;
+mod limiter;
+pub mod message;
 pub mod quota;
+pub mod retry;
+pub mod route;
+pub mod scope;
+mod service;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+pub use error::Error;
+pub use future::ResponseFuture;
+pub use layer::QuotaLayer;
+pub use limiter::{Limiter, LimiterBuilder, OtherRoutes, Target};
+pub use service::QuotaService;

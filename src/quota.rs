@@ -264,6 +264,17 @@ impl Limits {
         self
     }
 
+    /// The same limits with every window lengthened by `margin(window)`: a
+    /// request reaches the server a little after it leaves the client, and not
+    /// always equally late, so a client that spaces departures exactly a window
+    /// apart can still land two arrivals inside one server window.
+    pub fn padded(mut self, margin: impl Fn(Duration) -> Duration) -> Limits {
+        for q in &mut self.quotas {
+            q.window = (q.window + margin(q.window)).min(Quota::MAX_WINDOW);
+        }
+        self
+    }
+
     /// The quotas.
     pub fn quotas(&self) -> &[Quota] {
         &self.quotas

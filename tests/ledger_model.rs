@@ -436,7 +436,21 @@ fn run(specs: Vec<Vec<WindowSpec>>, ops: Vec<Op>, storage: Storage) {
                 );
                 let m = &mut model[bucket];
                 let ours = w.count_at(&m.entries, now);
-                let extra = used.saturating_sub(ours);
+                let frees = frees_at.unwrap_or(match w.anchor {
+                    None => now + w.len,
+                    Some(_) => w.end_of(now),
+                });
+                let p = match (frees_at, w.anchor) {
+                    (Some(f), None) => f.saturating_sub(w.len),
+                    (Some(f), Some(_)) => f.saturating_sub(1).max(now),
+                    (None, _) => now,
+                }
+                .max(m.last());
+                let extra = if p >= frees {
+                    0
+                } else {
+                    used.saturating_sub(ours)
+                };
                 let reserved_ahead: u64 = m
                     .entries
                     .iter()
@@ -453,20 +467,14 @@ fn run(specs: Vec<Vec<WindowSpec>>, ops: Vec<Op>, storage: Storage) {
                     assert_eq!(added, extra, "correction at {now}");
                 }
                 if added > 0 {
-                    let p = match (frees_at, w.anchor) {
-                        (Some(f), None) => f.saturating_sub(w.len),
-                        (Some(f), Some(_)) => f.saturating_sub(1).max(now),
-                        (None, _) => now,
-                    };
-                    let at = p.max(m.last());
                     m.entries.push(Entry {
-                        time: at,
+                        time: p,
                         units: added,
                         id: None,
                         cancelled: false,
                         departed: true,
                     });
-                    last_departure[bucket] = at;
+                    last_departure[bucket] = p;
                 }
             }
             Op::Block { bucket, for_ms } => {

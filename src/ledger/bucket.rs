@@ -99,6 +99,7 @@ pub struct Bucket {
     blocked_until: AtomicU64,
     pacer: Option<Pacer>,
     has_fixed: bool,
+    observed: AtomicU64,
     vacancies: OnceLock<papaya::HashMap<u64, Claim>>,
 }
 
@@ -121,6 +122,7 @@ impl Bucket {
             label: label.into(),
             head: HeadCell::new(),
             has_fixed: windows.iter().any(Window::is_fixed),
+            observed: AtomicU64::new(0),
             windows,
             blocked_until: AtomicU64::new(0),
             pacer: limits.pacing().map(Pacer::new),
@@ -334,6 +336,21 @@ impl Bucket {
         self.windows.len()
     }
 
+    /// The length of window `index`.
+    pub fn window_length(&self, index: usize) -> Option<Duration> {
+        self.windows
+            .get(index)
+            .map(|w| Duration::from_nanos(w.length()))
+    }
+
+    /// Records that the server spoke about this bucket in the response to a
+    /// request that left at `sent`; `true` if no later request's response has
+    /// spoken yet. Responses come back out of order: only the newest may change
+    /// a limit.
+    pub fn note_observation(&self, sent: Nanos) -> bool {
+        self.observed.fetch_max(sent.as_u64(), Ordering::AcqRel) <= sent.as_u64()
+    }
+
     /// The current limit of window `index`.
     pub fn limit(&self, index: usize) -> Option<u32> {
         self.windows.get(index).map(Window::limit)
@@ -360,7 +377,9 @@ impl Bucket {
     /// Only ever raises the count: units this client cannot account for are added
     /// (every window of the bucket counts them, as they were real requests). They
     /// are placed after the latest departure already planned, so reservations
-    /// made before the correction keep their times. Returns the units added.
+    /// made before the correction keep their times; if that is already past the
+    /// moment the server's units free (`frees_at`, else the end of the window of
+    /// `as_of`), nothing is added. Returns the units added.
     pub fn raise_used(
         &self,
         index: usize,
@@ -384,15 +403,21 @@ impl Bucket {
             let Some(extra) = used.checked_sub(ours).filter(|e| *e > 0) else {
                 return 0;
             };
+            let frees = frees_at.map_or_else(|| w.frees(as_of), Nanos::as_u64);
             let at = match frees_at {
                 Some(f) if !w.is_fixed() => f.as_u64().saturating_sub(w.length()),
                 Some(f) => f.as_u64().saturating_sub(1).max(as_of),
                 None => as_of,
-            };
-            if self
-                .claim(&s, extra, at.max(s.head.last), None, false)
-                .is_ok()
-            {
+            }
+            .max(s.head.last);
+            // Units placed after the server's own free again describe nothing
+            // (reservations already reach past them): they would only hold back
+            // the future, and hold the reservations below them from popping when
+            // those are cancelled.
+            if at >= frees {
+                return 0;
+            }
+            if self.claim(&s, extra, at, None, false).is_ok() {
                 return extra;
             }
         }

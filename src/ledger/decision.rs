@@ -13,6 +13,7 @@
 //! a bucket it shares with others (an account's request waiting for the account's
 //! own limit, say) holds its place in the shared bucket too.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,8 +93,8 @@ impl Grant {
 ///     other => panic!("expected a reservation, got {other:?}"),
 /// }
 /// ```
-pub fn acquire(
-    buckets: &[&Arc<Bucket>],
+pub fn acquire<B: Borrow<Arc<Bucket>>>(
+    buckets: &[B],
     cost: u32,
     now: Nanos,
     max_wait: MaxWait,
@@ -101,34 +102,29 @@ pub fn acquire(
     let cost = u64::from(cost.max(1));
     let now = now.as_u64();
     if let [only] = buckets {
-        return decide_one(only, cost, now, max_wait);
+        return decide_one(only.borrow(), cost, now, max_wait);
     }
-    let has_duplicates = buckets
-        .iter()
-        .enumerate()
-        .any(|(i, b)| buckets[..i].iter().any(|a| Arc::ptr_eq(a, b)));
-    if !has_duplicates {
-        if buckets.len() > MAX_BUCKETS {
+    let Some(first) = buckets.first().map(Borrow::borrow) else {
+        return Ok(Grant::Now); // charged to nothing: nothing limits it
+    };
+    // Each distinct bucket once, on the stack.
+    let mut distinct: [&Arc<Bucket>; MAX_BUCKETS] = [first; MAX_BUCKETS];
+    let mut n = 0;
+    for b in buckets {
+        let b = b.borrow();
+        if distinct[..n].iter().any(|d| Arc::ptr_eq(d, b)) {
+            continue;
+        }
+        if n == MAX_BUCKETS {
             return Err(Refusal::TooManyBuckets {
                 given: buckets.len(),
                 max: MAX_BUCKETS,
             });
         }
-        return decide(buckets, cost, now, max_wait);
+        distinct[n] = b;
+        n += 1;
     }
-    let mut distinct: Vec<&Arc<Bucket>> = Vec::with_capacity(buckets.len());
-    for b in buckets {
-        if !distinct.iter().any(|d| Arc::ptr_eq(d, b)) {
-            distinct.push(b);
-        }
-    }
-    if distinct.len() > MAX_BUCKETS {
-        return Err(Refusal::TooManyBuckets {
-            given: distinct.len(),
-            max: MAX_BUCKETS,
-        });
-    }
-    decide(&distinct, cost, now, max_wait)
+    decide(&distinct[..n], cost, now, max_wait)
 }
 
 /// The common case, one bucket: no arrays, and a lost race simply plans again.

@@ -1,0 +1,171 @@
+//! What a response teaches the limiter (DESIGN.md, contract 5).
+//!
+//! The server is the authority, but only ever to tighten what the client
+//! believes, except for an explicit new limit:
+//! - `limit - remaining` is what the server had counted when it answered a
+//!   request that left at `sent`. The bucket is raised to at least that many
+//!   units in the window ending at `sent`. Requests sent after it (still in
+//!   flight when the server counted) stay counted on top: the safe side.
+//! - A new `limit` replaces ours, but only from the newest response seen:
+//!   responses come back out of order.
+//! - A rate-limited status blocks the bucket until `Retry-After` or the reset.
+//!   If the headers still showed room, the window's limit drops to what we had
+//!   actually sent: the server has a limit we did not know.
+//! - Absolute reset times are taken on the server's clock, shifted by its offset
+//!   from ours (estimated from `Date`). Resets are clamped to the window: a wild
+//!   value blocks for at most a window.
+//! - Missing or malformed headers change nothing.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+
+use crate::clock::{Clock, ClockOffset, Nanos};
+use crate::headers::{Observation, ResetAt, WindowObservation};
+use crate::ledger::Bucket;
+use crate::limiter::{Charged, Limiter};
+
+/// `Date` has one-second resolution: offsets within it are noise.
+const DATE_RESOLUTION_MS: i64 = 2_000;
+
+impl<C: Clock> Limiter<C> {
+    /// Learns from the response to a request that left at `sent`.
+    pub(crate) fn observe(
+        &self,
+        charged: &Charged,
+        sent: Nanos,
+        rules: usize,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) {
+        let received = self.clock.now();
+        let wall = self.clock.to_wall(received);
+        let obs = self.rules_at(rules).parse(headers, wall);
+        self.learn_offset(&obs, wall);
+        let Some(bucket) = charged.target(self.target) else {
+            return;
+        };
+        let limited = self.rate_limited.contains(&status);
+        let mut room_shown = Vec::new();
+        let mut resets = Vec::new();
+        for w in &obs.windows {
+            let Some(index) = window_of(bucket, w) else {
+                continue;
+            };
+            let length = bucket.window_length(index).unwrap_or(Duration::ZERO);
+            let reset = w
+                .reset
+                .map(|r| self.clamp(self.instant_of(r, received), received, length));
+            if let Some(r) = reset {
+                resets.push(r);
+            }
+            if let Some(limit) = w
+                .limit
+                .and_then(|l| u32::try_from(l).ok())
+                .and_then(NonZeroU32::new)
+            {
+                if bucket.limit(index) != Some(limit.get()) && bucket.note_observation(sent) {
+                    tracing::info!(bucket = %bucket.label(), window = ?length, limit = limit.get(), "server announced a new limit");
+                    bucket.set_limit(index, limit);
+                }
+            }
+            if let (Some(limit), Some(remaining)) = (w.limit, w.remaining) {
+                let used = limit.saturating_sub(remaining.min(limit));
+                let added = bucket.raise_used(index, used, sent, reset);
+                if added > 0 {
+                    tracing::debug!(bucket = %bucket.label(), window = ?length, added, "server counted more than we did");
+                }
+                if remaining > 0 {
+                    room_shown.push(index);
+                }
+            }
+        }
+        if !limited {
+            return;
+        }
+        let longest = (0..bucket.window_count())
+            .filter_map(|i| bucket.window_length(i))
+            .max()
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_secs(3600));
+        let until = obs
+            .retry_after
+            .map(|r| self.clamp(self.instant_of(r, received), received, longest))
+            .into_iter()
+            .chain(resets)
+            .max()
+            .unwrap_or(received + self.block_without_headers);
+        bucket.block_until(until);
+        tracing::warn!(
+            bucket = %bucket.label(),
+            %status,
+            blocked_for = ?until.saturating_since(received),
+            "rate limited by the server"
+        );
+        for index in room_shown {
+            // The headers said there was room, yet the server refused: it
+            // enforces less than we believed. Believe what it accepted.
+            let used = bucket.state(sent).windows.get(index).map_or(0, |w| w.used);
+            let tighter = u32::try_from(used).unwrap_or(u32::MAX).max(1);
+            if bucket.limit(index).is_some_and(|l| l > tighter) {
+                if let Some(limit) = NonZeroU32::new(tighter) {
+                    tracing::warn!(bucket = %bucket.label(), limit = tighter, "a 429 with room left: tightening the limit");
+                    bucket.set_limit(index, limit);
+                }
+            }
+        }
+    }
+
+    fn learn_offset(&self, obs: &Observation, wall: SystemTime) {
+        let Some(date) = obs.date else { return };
+        let ahead_ms = match date.duration_since(wall) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+        };
+        let ahead_ms = if ahead_ms.abs() < DATE_RESOLUTION_MS {
+            0
+        } else {
+            ahead_ms
+        };
+        self.offset_ms.store(ahead_ms, Ordering::Relaxed);
+    }
+
+    fn offset(&self) -> ClockOffset {
+        let ms = self.offset_ms.load(Ordering::Relaxed);
+        let by = Duration::from_millis(ms.unsigned_abs());
+        if ms >= 0 {
+            ClockOffset::ahead(by)
+        } else {
+            ClockOffset::behind(by)
+        }
+    }
+
+    fn instant_of(&self, r: ResetAt, received: Nanos) -> Nanos {
+        match r {
+            ResetAt::After(d) => received + d,
+            ResetAt::At(t) => self.clock.monotonic_at(t, self.offset()),
+        }
+    }
+
+    /// A reset between now and one window from now.
+    fn clamp(&self, t: Nanos, received: Nanos, window: Duration) -> Nanos {
+        t.max(received).min(received + window)
+    }
+}
+
+/// The window of `bucket` an observation speaks of: by its declared length, else
+/// by its limit, else the bucket's only window.
+fn window_of(bucket: &Bucket, w: &WindowObservation) -> Option<usize> {
+    let n = bucket.window_count();
+    if let Some(len) = w.window {
+        return (0..n).find(|&i| bucket.window_length(i) == Some(len));
+    }
+    if let Some(limit) = w.limit {
+        if let Some(i) = (0..n).find(|&i| bucket.limit(i).map(u64::from) == Some(limit)) {
+            return Some(i);
+        }
+    }
+    (n == 1).then_some(0)
+}

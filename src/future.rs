@@ -1,0 +1,202 @@
+//! The response future: wait for the departure, send, learn from the response.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower_service::Service;
+
+use crate::clock::{Clock, Nanos};
+use crate::error::Error;
+use crate::ledger::{Grant, Refusal, Reservation};
+use crate::limiter::{Charged, Limiter};
+use crate::message::HttpResponse;
+
+pin_project! {
+    /// The future of a request through [`QuotaService`](crate::QuotaService).
+    ///
+    /// Dropping it while it waits gives the request's reserved room back.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S: Service<Req>, Req, C> {
+        #[pin]
+        state: State<S, Req>,
+        limiter: Arc<Limiter<C>>,
+        charged: Charged,
+        sent: Nanos,
+        rules: usize,
+        cost: u32,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S: Service<Req>, Req> {
+        Refused { refusal: Refusal },
+        Waiting {
+            #[pin]
+            sleep: Sleep,
+            reservation: Option<Reservation>,
+            request: Option<Req>,
+            service: Option<S>,
+        },
+        Ready { request: Option<Req>, service: Option<S> },
+        Sent { #[pin] future: S::Future },
+    }
+}
+
+impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
+    pub(crate) fn refused(limiter: Arc<Limiter<C>>, refusal: Refusal) -> Self {
+        ResponseFuture {
+            state: State::Refused { refusal },
+            limiter,
+            charged: Charged::default(),
+            sent: Nanos::ZERO,
+            rules: 0,
+            cost: 0,
+        }
+    }
+
+    pub(crate) fn sent(
+        limiter: Arc<Limiter<C>>,
+        charged: Charged,
+        now: Nanos,
+        rules: usize,
+        future: S::Future,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Sent { future },
+            limiter,
+            charged,
+            sent: now,
+            rules,
+            cost: 0,
+        }
+    }
+
+    pub(crate) fn waiting(
+        limiter: Arc<Limiter<C>>,
+        charged: Charged,
+        rules: usize,
+        cost: u32,
+        reservation: Reservation,
+        request: Req,
+        service: S,
+    ) -> Self {
+        let sleep = tokio::time::sleep_until(deadline(&*limiter, reservation.departure()));
+        ResponseFuture {
+            sent: reservation.departure(),
+            state: State::Waiting {
+                sleep,
+                reservation: Some(reservation),
+                request: Some(request),
+                service: Some(service),
+            },
+            limiter,
+            charged,
+            rules,
+            cost,
+        }
+    }
+}
+
+/// The tokio instant of `t` on the limiter's clock.
+fn deadline<C: Clock>(limiter: &Limiter<C>, t: Nanos) -> tokio::time::Instant {
+    match limiter.clock.instant_at(t) {
+        Some(i) => tokio::time::Instant::from_std(i),
+        None => tokio::time::Instant::now() + t.saturating_since(limiter.clock.now()),
+    }
+}
+
+impl<S, Req, C> Future for ResponseFuture<S, Req, C>
+where
+    S: Service<Req>,
+    S::Response: HttpResponse,
+    C: Clock,
+{
+    type Output = Result<S::Response, Error<S::Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Refused { refusal } => {
+                    return Poll::Ready(Err(Error::Limited(refusal.clone())))
+                }
+                StateProj::Waiting {
+                    sleep,
+                    reservation,
+                    request,
+                    service,
+                } => {
+                    let mut sleep = sleep;
+                    ready!(sleep.as_mut().poll(cx));
+                    let now = this.limiter.clock.now();
+                    let departure = reservation.as_ref().map_or(now, Reservation::departure);
+                    // A 429 while we slept blocks its bucket past our slot: give the
+                    // slot back and queue again behind the block, in order.
+                    if this
+                        .charged
+                        .buckets
+                        .iter()
+                        .any(|b| b.blocked_until(departure).is_some())
+                    {
+                        drop(reservation.take());
+                        match this.limiter.decide(this.charged, *this.cost, now) {
+                            Ok(Grant::Now) => *this.sent = now,
+                            Ok(Grant::Later(r)) => {
+                                *this.sent = r.departure();
+                                let at = deadline(&**this.limiter, r.departure());
+                                *reservation = Some(r);
+                                // The pinned timer is reused in place.
+                                sleep.as_mut().reset(at);
+                                continue;
+                            }
+                            Err(refusal) => {
+                                this.state.set(State::Refused { refusal });
+                                continue;
+                            }
+                        }
+                    } else if let Some(r) = reservation.take() {
+                        r.depart();
+                    }
+                    let (request, service) = (request.take(), service.take());
+                    this.state.set(State::Ready { request, service });
+                }
+                StateProj::Ready { request, service } => {
+                    let Some(svc) = service.as_mut() else {
+                        return Poll::Ready(Err(Error::Limited(spent())));
+                    };
+                    if let Err(e) = ready!(svc.poll_ready(cx)) {
+                        return Poll::Ready(Err(Error::Service(e)));
+                    }
+                    let Some(req) = request.take() else {
+                        return Poll::Ready(Err(Error::Limited(spent())));
+                    };
+                    let future = svc.call(req);
+                    this.state.set(State::Sent { future });
+                }
+                StateProj::Sent { future } => {
+                    let response = ready!(future.poll(cx)).map_err(Error::Service)?;
+                    this.limiter.observe(
+                        this.charged,
+                        *this.sent,
+                        *this.rules,
+                        response.status(),
+                        response.headers(),
+                    );
+                    return Poll::Ready(Ok(response));
+                }
+            }
+        }
+    }
+}
+
+/// What a future polled again after it completed reports.
+fn spent() -> Refusal {
+    Refusal::Retired {
+        bucket: Arc::from("(response future polled after completion)"),
+    }
+}

@@ -1,0 +1,53 @@
+//! The de-facto `X-RateLimit-*` family (seed 004, GitHub, Twitter and most REST
+//! APIs): one anonymous window per response.
+//!
+//! Read: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (in the
+//! configured [`ResetUnit`], [`ResetUnit::Auto`] unless told), the `X-Rate-Limit-*`
+//! spelling of the same three, `X-RateLimit-Reset-After` (delay seconds, Discord)
+//! and `X-RateLimit-Used` (GitHub; gives `remaining = limit - used` when no
+//! remaining is sent). Repeated headers or comma-folded values keep the smallest
+//! limit and remaining and the latest reset.
+
+use std::time::SystemTime;
+
+use http::HeaderMap;
+
+use super::observation::{ResetAt, WindowObservation};
+use super::reset::ResetUnit;
+use super::text::{count, elements, seconds, values};
+
+/// The `X-RateLimit-*` window, if any of its headers was usable.
+pub(crate) fn read(
+    headers: &HeaderMap,
+    unit: ResetUnit,
+    received_at: SystemTime,
+    server_now: SystemTime,
+) -> Option<WindowObservation> {
+    // Counts may be comma-folded by a proxy; resets not (an HTTP-date has a comma).
+    let counts = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .flat_map(|n| elements(headers, n))
+            .filter_map(count)
+    };
+    let texts = |names: [&'static str; 2]| names.into_iter().flat_map(|n| values(headers, n));
+    let limit = counts(["x-ratelimit-limit", "x-rate-limit-limit"]).min();
+    let used = counts(["x-ratelimit-used", "x-rate-limit-used"]).max();
+    let remaining = counts(["x-ratelimit-remaining", "x-rate-limit-remaining"])
+        .min()
+        .or_else(|| Some(limit?.saturating_sub(used?)));
+    let reset = texts(["x-ratelimit-reset", "x-rate-limit-reset"])
+        .filter_map(|v| unit.read(v, received_at))
+        .chain(
+            texts(["x-ratelimit-reset-after", "x-rate-limit-reset-after"])
+                .filter_map(|v| seconds(v).map(ResetAt::After)),
+        )
+        .reduce(|a, b| a.latest(b, server_now));
+    let w = WindowObservation {
+        limit,
+        remaining,
+        reset,
+        ..WindowObservation::default()
+    };
+    (!w.is_empty()).then_some(w)
+}

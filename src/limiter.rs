@@ -1,0 +1,434 @@
+//! The limiter: one shared allowance for any number of client stacks.
+//!
+//! A [`Limiter`] holds the buckets (per route, per account, per API key), the
+//! rules for reading rate-limit headers, and the clock. Build one with
+//! [`Limiter::builder`], wrap it in an `Arc`, and give it to as many
+//! [`QuotaLayer`](crate::QuotaLayer)s and clones as you like: they all draw on the
+//! same allowance (tower#794 asks for exactly this).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+
+use crate::clock::{Clock, Nanos, TokioClock};
+use crate::headers::HeaderRules;
+use crate::ledger::{acquire, Bucket, Grant, KeyedBuckets, MaxWait, Refusal};
+use crate::message::HttpRequest;
+use crate::quota::Limits;
+use crate::route::{RouteKey, Router};
+use crate::scope::{KeyScope, KeySource};
+
+type CostFn = dyn Fn(&dyn HttpRequest) -> u32 + Send + Sync;
+
+/// Routes the router does not declare.
+#[derive(Debug)]
+pub enum OtherRoutes {
+    /// Not limited in the route scope (accounts and API keys still apply).
+    Unlimited,
+    /// One bucket shared by all of them.
+    Shared(Limits),
+    /// A bucket each, created on first use (seed 004: "falls back to 60 requests /
+    /// 60 s" per route), at most `cap` at once.
+    Each {
+        /// The limits of each.
+        limits: Limits,
+        /// The most buckets kept at once.
+        cap: usize,
+    },
+}
+
+/// Which of a request's buckets a response's rate-limit headers describe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Target {
+    /// The route bucket (the default; for a single API key, seed 004's per-key,
+    /// per-route limits are the route buckets).
+    #[default]
+    Route,
+    /// The account bucket.
+    Account,
+    /// The API-key bucket.
+    ApiKey,
+}
+
+enum RouteBuckets {
+    Unlimited,
+    Shared(Arc<Bucket>),
+    Each(KeyedBuckets<String>),
+}
+
+/// The buckets one request is charged to.
+#[derive(Debug, Default)]
+pub(crate) struct Charged {
+    pub(crate) buckets: Vec<Arc<Bucket>>,
+    route: Option<usize>,
+    account: Option<usize>,
+    api_key: Option<usize>,
+}
+
+impl Charged {
+    pub(crate) fn target(&self, t: Target) -> Option<&Arc<Bucket>> {
+        let i = match t {
+            Target::Route => self.route,
+            Target::Account => self.account,
+            Target::ApiKey => self.api_key,
+        };
+        i.and_then(|i| self.buckets.get(i))
+    }
+}
+
+/// The shared state of every [`QuotaLayer`](crate::QuotaLayer) built from it.
+pub struct Limiter<C = TokioClock> {
+    pub(crate) clock: C,
+    router: Option<Box<dyn Router>>,
+    routes: Vec<Arc<Bucket>>,
+    other: RouteBuckets,
+    accounts: Option<KeyScope>,
+    api_keys: Option<KeyScope>,
+    pub(crate) rules: HeaderRules,
+    pub(crate) host_rules: Vec<(String, HeaderRules)>,
+    pub(crate) max_wait: MaxWait,
+    pub(crate) rate_limited: Vec<StatusCode>,
+    cost: Option<Arc<CostFn>>,
+    pub(crate) block_without_headers: Duration,
+    pub(crate) target: Target,
+    pub(crate) offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl<C> fmt::Debug for Limiter<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("routes", &self.routes.len())
+            .field("max_wait", &self.max_wait)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Limiter<TokioClock> {
+    /// A builder with tokio's clock.
+    pub fn builder() -> LimiterBuilder<TokioClock> {
+        LimiterBuilder::new(TokioClock::new())
+    }
+}
+
+impl<C: Clock> Limiter<C> {
+    /// The clock every decision reads.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The buckets of the declared routes, in the router's order.
+    pub fn route_buckets(&self) -> &[Arc<Bucket>] {
+        &self.routes
+    }
+
+    /// The route bucket for `method` and `path`, if any (for tests and reports).
+    pub fn route_bucket(&self, method: &Method, path: &str) -> Option<Arc<Bucket>> {
+        let router = self.router.as_ref()?;
+        match router.route(method, path)? {
+            RouteKey::Known(id) => self.routes.get(id.index()).cloned(),
+            RouteKey::Other(key) => match &self.other {
+                RouteBuckets::Unlimited => None,
+                RouteBuckets::Shared(b) => Some(b.clone()),
+                RouteBuckets::Each(k) => k.bucket(&key.into_owned(), self.clock.now()).ok(),
+            },
+        }
+    }
+
+    /// The buckets `req` is charged to.
+    pub(crate) fn charge(&self, req: &dyn HttpRequest, now: Nanos) -> Result<Charged, Refusal> {
+        let mut c = Charged {
+            buckets: Vec::with_capacity(3),
+            ..Charged::default()
+        };
+        if let Some(router) = &self.router {
+            let bucket = match router.route(req.method(), req.path()) {
+                Some(RouteKey::Known(id)) => self.routes.get(id.index()).cloned(),
+                Some(RouteKey::Other(key)) => match &self.other {
+                    RouteBuckets::Unlimited => None,
+                    RouteBuckets::Shared(b) => Some(b.clone()),
+                    RouteBuckets::Each(k) => Some(k.bucket(&key.into_owned(), now)?),
+                },
+                None => None,
+            };
+            if let Some(b) = bucket {
+                c.route = Some(c.buckets.len());
+                c.buckets.push(b);
+            }
+        }
+        if let Some(scope) = &self.accounts {
+            if let Some(b) = scope.bucket(req, now)? {
+                c.account = Some(c.buckets.len());
+                c.buckets.push(b);
+            }
+        }
+        if let Some(scope) = &self.api_keys {
+            if let Some(b) = scope.bucket(req, now)? {
+                c.api_key = Some(c.buckets.len());
+                c.buckets.push(b);
+            }
+        }
+        Ok(c)
+    }
+
+    pub(crate) fn cost_of(&self, req: &dyn HttpRequest) -> u32 {
+        self.cost.as_ref().map_or(1, |f| f(req).max(1))
+    }
+
+    pub(crate) fn decide(
+        &self,
+        charged: &Charged,
+        cost: u32,
+        now: Nanos,
+    ) -> Result<Grant, Refusal> {
+        acquire(&charged.buckets, cost, now, self.max_wait)
+    }
+
+    /// Which header rules apply to `host`: an index for [`Limiter::rules_at`].
+    pub(crate) fn rules_for(&self, host: Option<&str>) -> usize {
+        host.and_then(|h| {
+            self.host_rules
+                .iter()
+                .position(|(name, _)| name.eq_ignore_ascii_case(h))
+        })
+        .map_or(0, |i| i + 1)
+    }
+
+    pub(crate) fn rules_at(&self, index: usize) -> &HeaderRules {
+        match index.checked_sub(1).and_then(|i| self.host_rules.get(i)) {
+            Some((_, r)) => r,
+            None => &self.rules,
+        }
+    }
+}
+
+/// Configures a [`Limiter`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_quota::{Limiter, OtherRoutes};
+/// use tower_quota::ledger::MaxWait;
+/// use tower_quota::quota::{Limits, Quota};
+/// use tower_quota::route::Templates;
+/// use tower_quota::scope::KeySource;
+///
+/// let limiter = Limiter::builder()
+///     .routes(Templates::seed004(), |_| None, OtherRoutes::Each { limits: Quota::per_minute(60).into(), cap: 1000 })
+///     .per_account(KeySource::header("x-account-id"), Quota::per_minute(25), 10_000)
+///     .max_wait(MaxWait::Up(Duration::from_secs(30)))
+///     .build();
+/// assert!(limiter.route_buckets().len() > 5);
+/// ```
+pub struct LimiterBuilder<C> {
+    clock: C,
+    router: Option<Box<dyn Router>>,
+    route_limits: Vec<Limits>,
+    other: OtherRoutes,
+    accounts: Option<(KeySource, Limits, usize)>,
+    api_keys: Option<(KeySource, Limits, usize)>,
+    rules: HeaderRules,
+    host_rules: Vec<(String, HeaderRules)>,
+    max_wait: MaxWait,
+    rate_limited: Vec<StatusCode>,
+    cost: Option<Arc<CostFn>>,
+    block_without_headers: Duration,
+    target: Target,
+    margin: Option<Duration>,
+}
+
+/// The default safety margin: 1 % of the window, at most 50 ms.
+fn default_margin(window: Duration) -> Duration {
+    (window / 100).min(Duration::from_millis(50))
+}
+
+impl<C: Clock> LimiterBuilder<C> {
+    fn new(clock: C) -> Self {
+        LimiterBuilder {
+            clock,
+            router: None,
+            route_limits: Vec::new(),
+            other: OtherRoutes::Unlimited,
+            accounts: None,
+            api_keys: None,
+            rules: HeaderRules::standard(),
+            host_rules: Vec::new(),
+            max_wait: MaxWait::Forever,
+            rate_limited: vec![StatusCode::TOO_MANY_REQUESTS],
+            cost: None,
+            block_without_headers: Duration::from_secs(1),
+            target: Target::Route,
+            margin: None,
+        }
+    }
+
+    /// Lengthens every window by `margin` so that jitter in the time requests
+    /// take to reach the server cannot land two inside one of its windows
+    /// (default: 1 % of each window, at most 50 ms; at most 1 % of the allowance).
+    pub fn margin(mut self, margin: Duration) -> Self {
+        self.margin = Some(margin);
+        self
+    }
+
+    fn pad(&self, limits: Limits) -> Limits {
+        match self.margin {
+            Some(m) => limits.padded(|_| m),
+            None => limits.padded(default_margin),
+        }
+    }
+
+    /// Uses `clock` (e.g. a [`SystemClock`](crate::clock::SystemClock), or one
+    /// shared with a test server).
+    pub fn clock<C2: Clock>(self, clock: C2) -> LimiterBuilder<C2> {
+        LimiterBuilder {
+            clock,
+            router: self.router,
+            route_limits: self.route_limits,
+            other: self.other,
+            accounts: self.accounts,
+            api_keys: self.api_keys,
+            rules: self.rules,
+            host_rules: self.host_rules,
+            max_wait: self.max_wait,
+            rate_limited: self.rate_limited,
+            cost: self.cost,
+            block_without_headers: self.block_without_headers,
+            target: self.target,
+            margin: self.margin,
+        }
+    }
+
+    /// Charges requests to per-route buckets: `router` names the route,
+    /// `limits(label)` gives each declared route's limits (`None`: the limits of
+    /// `other`, in a bucket of its own), and `other` covers undeclared routes.
+    pub fn routes(
+        mut self,
+        router: impl Router,
+        limits: impl Fn(&str) -> Option<Limits>,
+        other: OtherRoutes,
+    ) -> Self {
+        let fallback = match &other {
+            OtherRoutes::Shared(l) | OtherRoutes::Each { limits: l, .. } => Some(l.clone()),
+            OtherRoutes::Unlimited => None,
+        };
+        self.route_limits = (0..router.len())
+            .map(|i| {
+                let label = router.label(crate::route::RouteId(i as u32));
+                limits(label)
+                    .or_else(|| fallback.clone())
+                    .unwrap_or_else(|| Limits::new([]))
+            })
+            .collect();
+        self.router = Some(Box::new(router));
+        self.other = other;
+        self
+    }
+
+    /// Also charges each request to its account's bucket (seed 002's `per_account`).
+    pub fn per_account(mut self, source: KeySource, limits: impl Into<Limits>, cap: usize) -> Self {
+        self.accounts = Some((source, limits.into(), cap));
+        self
+    }
+
+    /// Also charges each request to its API key's bucket. The key is hashed at
+    /// once and never kept, logged or shown.
+    pub fn per_api_key(mut self, source: KeySource, limits: impl Into<Limits>, cap: usize) -> Self {
+        self.api_keys = Some((source, limits.into(), cap));
+        self
+    }
+
+    /// How responses' rate-limit headers are read (default: the standard sets).
+    pub fn headers(mut self, rules: HeaderRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// Header rules for one host, preferred over the default for it.
+    pub fn host_headers(mut self, host: impl Into<String>, rules: HeaderRules) -> Self {
+        self.host_rules.push((host.into(), rules));
+        self
+    }
+
+    /// How long a request may wait for room ([`MaxWait::Never`]: fail fast).
+    pub fn max_wait(mut self, max_wait: MaxWait) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// The statuses that mean "rate limited" (default: 429; some APIs use 403).
+    pub fn rate_limited_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.rate_limited = statuses.into_iter().collect();
+        self
+    }
+
+    /// The cost of each request (default 1).
+    pub fn cost(mut self, f: impl Fn(&dyn HttpRequest) -> u32 + Send + Sync + 'static) -> Self {
+        self.cost = Some(Arc::new(f));
+        self
+    }
+
+    /// How long a 429 with neither `Retry-After` nor a reset blocks its bucket
+    /// (default 1 s).
+    pub fn block_without_headers(mut self, d: Duration) -> Self {
+        self.block_without_headers = d;
+        self
+    }
+
+    /// Which bucket responses' headers describe (default: the route's).
+    pub fn correct(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// The limiter, ready to share.
+    pub fn build(mut self) -> Arc<Limiter<C>> {
+        let routes = match &self.router {
+            Some(r) => (0..r.len())
+                .map(|i| {
+                    let label = r.label(crate::route::RouteId(i as u32));
+                    let limits = self
+                        .route_limits
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| Limits::new([]));
+                    Arc::new(Bucket::new(label, self.pad(limits)))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let other = match std::mem::replace(&mut self.other, OtherRoutes::Unlimited) {
+            OtherRoutes::Unlimited => RouteBuckets::Unlimited,
+            OtherRoutes::Shared(l) => {
+                RouteBuckets::Shared(Arc::new(Bucket::new("other routes", self.pad(l))))
+            }
+            OtherRoutes::Each { limits, cap } => {
+                RouteBuckets::Each(KeyedBuckets::new("route", self.pad(limits), cap))
+            }
+        };
+        let accounts = self
+            .accounts
+            .take()
+            .map(|(s, l, cap)| KeyScope::new("account", s, self.pad(l), cap));
+        let api_keys = self
+            .api_keys
+            .take()
+            .map(|(s, l, cap)| KeyScope::new("api_key", s, self.pad(l), cap));
+        Arc::new(Limiter {
+            clock: self.clock,
+            router: self.router,
+            routes,
+            other,
+            accounts,
+            api_keys,
+            rules: self.rules,
+            host_rules: self.host_rules,
+            max_wait: self.max_wait,
+            rate_limited: self.rate_limited,
+            cost: self.cost,
+            block_without_headers: self.block_without_headers,
+            target: self.target,
+            offset_ms: std::sync::atomic::AtomicI64::new(0),
+        })
+    }
+}

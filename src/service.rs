@@ -1,0 +1,94 @@
+//! The tower [`Service`]: charges each request, then sends it now or later.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+use crate::clock::{Clock, TokioClock};
+use crate::error::Error;
+use crate::future::ResponseFuture;
+use crate::ledger::Grant;
+use crate::limiter::Limiter;
+use crate::message::{HttpRequest, HttpResponse};
+
+/// A client service behind the limiter. See [`QuotaLayer`](crate::QuotaLayer).
+///
+/// `poll_ready` is the inner service's. A request with room leaves at once; one
+/// without waits for its reserved departure in its response future (dropping the
+/// future gives the room back), or fails with [`Error::Limited`] if it would wait
+/// longer than the limiter allows. Waiting requests hold a clone of the inner
+/// service and ask it for readiness again when they leave.
+#[derive(Debug)]
+pub struct QuotaService<S, C = TokioClock> {
+    inner: S,
+    limiter: Arc<Limiter<C>>,
+}
+
+impl<S, C> QuotaService<S, C> {
+    /// `inner` behind `limiter`.
+    pub fn new(inner: S, limiter: Arc<Limiter<C>>) -> Self {
+        QuotaService { inner, limiter }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Clone, C> Clone for QuotaService<S, C> {
+    fn clone(&self) -> Self {
+        QuotaService {
+            inner: self.inner.clone(),
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+impl<S, C, Req> Service<Req> for QuotaService<S, C>
+where
+    S: Service<Req> + Clone,
+    S::Response: HttpResponse,
+    Req: HttpRequest,
+    C: Clock,
+{
+    type Response = S::Response;
+    type Error = Error<S::Error>;
+    type Future = ResponseFuture<S, Req, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Error::Service)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let limiter = self.limiter.clone();
+        let now = limiter.clock.now();
+        let charged = match limiter.charge(&req, now) {
+            Ok(c) => c,
+            Err(refusal) => return ResponseFuture::refused(limiter, refusal),
+        };
+        let rules = limiter.rules_for(req.host());
+        let cost = limiter.cost_of(&req);
+        match limiter.decide(&charged, cost, now) {
+            Ok(Grant::Now) => {
+                let future = self.inner.call(req);
+                ResponseFuture::sent(limiter, charged, now, rules, future)
+            }
+            Ok(Grant::Later(reservation)) => {
+                // The ready service goes with the request; a clone stays here.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                tracing::debug!(
+                    wait = ?reservation.departure().saturating_since(now),
+                    "waiting for room"
+                );
+                ResponseFuture::waiting(limiter, charged, rules, cost, reservation, req, ready)
+            }
+            Err(refusal) => {
+                tracing::debug!(%refusal, "refused");
+                ResponseFuture::refused(limiter, refusal)
+            }
+        }
+    }
+}
