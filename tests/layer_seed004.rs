@@ -170,15 +170,14 @@ async fn thirty_two_tasks_get_no_429_and_use_the_allowance() {
         let limit = limits(label).map_or(0, |l| l.quotas()[0].limit()) as u64;
         let got = admitted.get(label).copied().unwrap_or(0);
         let share = got as f64 / (3 * limit) as f64;
-        // Issue #4 asks for 95 %. Measured now: about 90 %. Eleven requests per
-        // route leave in the same millisecond and the server answers them out of
-        // order; a response that already counts our later requests looks like a
-        // co-consumer, and its correction's units land after `as_of`, where the
-        // next reordered response cannot see them, so corrections compound in the
-        // first window. Fix (next): subtract recent correction units placed after
-        // `as_of`. Until then this guards against regressions.
+        // Issue #4 asks for 95 %. Measured: 90 to 98 % per route and run. All the
+        // loss is in the first window: eleven requests per route leave in the
+        // same millisecond and the server answers them out of order, so a
+        // response that already counts some of our later requests cannot be
+        // told from a co-consumer; contract 5 says to err on counting them.
+        // Later windows are full. This guards against regressions.
         assert!(
-            share >= 0.80,
+            share >= 0.85,
             "{label}: {got} of {} ({share:.3})",
             3 * limit
         );
@@ -190,8 +189,8 @@ async fn thirty_two_tasks_get_no_429_and_use_the_allowance() {
 /// layer learns it from `X-RateLimit-Remaining` and converges: at most one 429
 /// per window, and none once it has learnt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue #4, not met yet: measured 12 429s over 4 windows and 2 routes; corrections \
-            compound when responses return out of order (see the utilisation note above)"]
+#[ignore = "issue #4, not met yet: 11 429s over 4 windows and 2 routes (goal: 8); the \
+            co-consumer strikes again every window and each burst already in flight meets it"]
 async fn a_co_consumer_costs_at_most_one_429_per_window() {
     let clock = TokioClock::new();
     let server = TestServer::start(Config::seed004().time_scale(SCALE).clock(clock.clone()))

@@ -153,6 +153,8 @@ struct ModelBucket {
     windows: Vec<ModelWindow>,
     entries: Vec<Entry>,
     blocked: u64,
+    /// (placed at, units, frees) of the last 32 corrections
+    corrections: Vec<(u64, u64, u64)>,
 }
 
 impl ModelBucket {
@@ -261,6 +263,7 @@ fn build(specs: &[Vec<WindowSpec>], storage: Storage) -> (Vec<Arc<Bucket>>, Vec<
                 .collect(),
             entries: Vec::new(),
             blocked: 0,
+            corrections: Vec::new(),
         });
     }
     (engine, model)
@@ -446,10 +449,16 @@ fn run(specs: Vec<Vec<WindowSpec>>, ops: Vec<Op>, storage: Storage) {
                     (None, _) => now,
                 }
                 .max(m.last());
+                let pending: u64 = m
+                    .corrections
+                    .iter()
+                    .filter(|(at, _, f)| *at > now && *f > now)
+                    .map(|(_, u, _)| u)
+                    .sum();
                 let extra = if p >= frees {
                     0
                 } else {
-                    used.saturating_sub(ours)
+                    used.saturating_sub(ours + pending)
                 };
                 let reserved_ahead: u64 = m
                     .entries
@@ -467,6 +476,10 @@ fn run(specs: Vec<Vec<WindowSpec>>, ops: Vec<Op>, storage: Storage) {
                     assert_eq!(added, extra, "correction at {now}");
                 }
                 if added > 0 {
+                    if m.corrections.len() == 32 {
+                        m.corrections.remove(0);
+                    }
+                    m.corrections.push((p, added, frees));
                     m.entries.push(Entry {
                         time: p,
                         units: added,

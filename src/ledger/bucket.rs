@@ -6,9 +6,10 @@
 //! plans the earliest departure `d` from the windows' rings, and commits with one
 //! compare-and-swap of the head; nothing on this path takes a lock.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::head::{Head, HeadCell};
@@ -101,7 +102,21 @@ pub struct Bucket {
     has_fixed: bool,
     observed: AtomicU64,
     vacancies: OnceLock<papaya::HashMap<u64, Claim>>,
+    /// Recent corrections (response path only; decisions never touch it).
+    corrections: Mutex<VecDeque<Correction>>,
 }
+
+/// Units a correction added: where they were placed, and when the server's
+/// units they stand for free.
+#[derive(Clone, Copy, Debug)]
+struct Correction {
+    at: u64,
+    units: u64,
+    frees: u64,
+}
+
+/// Corrections remembered per bucket.
+const RECENT_CORRECTIONS: usize = 32;
 
 impl Bucket {
     /// A bucket named `label` (shown in errors and reports: never put a secret in
@@ -123,6 +138,7 @@ impl Bucket {
             head: HeadCell::new(),
             has_fixed: windows.iter().any(Window::is_fixed),
             observed: AtomicU64::new(0),
+            corrections: Mutex::new(VecDeque::new()),
             windows,
             blocked_until: AtomicU64::new(0),
             pacer: limits.pacing().map(Pacer::new),
@@ -379,7 +395,10 @@ impl Bucket {
     /// are placed after the latest departure already planned, so reservations
     /// made before the correction keep their times; if that is already past the
     /// moment the server's units free (`frees_at`, else the end of the window of
-    /// `as_of`), nothing is added. Returns the units added.
+    /// `as_of`), nothing is added. Units that earlier corrections placed after
+    /// `as_of`, for usage the server still counts then, count as ours: responses
+    /// arrive out of order and must not add the same excess twice. Returns the
+    /// units added.
     pub fn raise_used(
         &self,
         index: usize,
@@ -388,6 +407,10 @@ impl Bucket {
         frees_at: Option<Nanos>,
     ) -> u64 {
         let Some(w) = self.windows.get(index) else {
+            return 0;
+        };
+        // One correction at a time per bucket: each must see the others' units.
+        let Ok(mut recent) = self.corrections.lock() else {
             return 0;
         };
         loop {
@@ -400,7 +423,18 @@ impl Bucket {
             let ours = w
                 .units_surely_from(w.opens(as_of), s.head)
                 .saturating_sub(w.units_from(as_of + 1, s.head));
-            let Some(extra) = used.checked_sub(ours).filter(|e| *e > 0) else {
+            // Units earlier corrections placed after `as_of` (so not in `ours`)
+            // for usage the server still counts at `as_of`: responses come back
+            // out of order, and each must not add the same excess again.
+            let pending: u64 = recent
+                .iter()
+                .filter(|c| c.at > as_of && c.frees > as_of)
+                .map(|c| c.units)
+                .sum();
+            let Some(extra) = used
+                .checked_sub(ours.saturating_add(pending))
+                .filter(|e| *e > 0)
+            else {
                 return 0;
             };
             let frees = frees_at.map_or_else(|| w.frees(as_of), Nanos::as_u64);
@@ -418,6 +452,14 @@ impl Bucket {
                 return 0;
             }
             if self.claim(&s, extra, at, None, false).is_ok() {
+                if recent.len() == RECENT_CORRECTIONS {
+                    recent.pop_front();
+                }
+                recent.push_back(Correction {
+                    at,
+                    units: extra,
+                    frees,
+                });
                 return extra;
             }
         }
