@@ -18,6 +18,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
@@ -44,14 +45,13 @@ impl<C: Clock> Limiter<C> {
         let wall = self.clock.to_wall(received);
         let obs = self.rules_at(rules).parse(headers, wall);
         self.learn_offset(&obs, wall);
-        let Some(bucket) = charged.target(self.target) else {
-            return;
-        };
         let limited = self.rate_limited.contains(&status);
-        let mut room_shown = Vec::new();
+        // Which bucket each observation speaks of: a server that charges several
+        // scopes reports one of them (seed 002's reports the tightest).
+        let mut touched: Vec<(&Arc<Bucket>, usize, bool)> = Vec::new();
         let mut resets = Vec::new();
         for w in &obs.windows {
-            let Some(index) = window_of(bucket, w) else {
+            let Some((bucket, index)) = self.bucket_of(charged, w) else {
                 continue;
             };
             let length = bucket.window_length(index).unwrap_or(Duration::ZERO);
@@ -71,40 +71,50 @@ impl<C: Clock> Limiter<C> {
                     bucket.set_limit(index, limit);
                 }
             }
+            let mut room = false;
             if let (Some(limit), Some(remaining)) = (w.limit, w.remaining) {
                 let used = limit.saturating_sub(remaining.min(limit));
                 let added = bucket.raise_used(index, used, sent, reset);
                 if added > 0 {
                     tracing::debug!(bucket = %bucket.label(), window = ?length, added, "server counted more than we did");
                 }
-                if remaining > 0 {
-                    room_shown.push(index);
-                }
+                room = remaining > 0;
             }
+            touched.push((bucket, index, room));
         }
         if !limited {
             return;
         }
-        let longest = (0..bucket.window_count())
-            .filter_map(|i| bucket.window_length(i))
-            .max()
-            .unwrap_or(Duration::ZERO)
-            .max(Duration::from_secs(3600));
-        let until = obs
-            .retry_after
-            .map(|r| self.clamp(self.instant_of(r, received), received, longest))
-            .into_iter()
-            .chain(resets)
-            .max()
-            .unwrap_or(received + self.block_without_headers);
-        bucket.block_until(until);
-        tracing::warn!(
-            bucket = %bucket.label(),
-            %status,
-            blocked_for = ?until.saturating_since(received),
-            "rate limited by the server"
-        );
-        for index in room_shown {
+        let blocked: Vec<&Arc<Bucket>> = if touched.is_empty() {
+            charged.target(self.target).into_iter().collect()
+        } else {
+            touched.iter().map(|(b, _, _)| *b).collect()
+        };
+        for bucket in blocked {
+            let longest = (0..bucket.window_count())
+                .filter_map(|i| bucket.window_length(i))
+                .max()
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_secs(3600));
+            let until = obs
+                .retry_after
+                .map(|r| self.clamp(self.instant_of(r, received), received, longest))
+                .into_iter()
+                .chain(resets.iter().copied())
+                .max()
+                .unwrap_or(received + self.block_without_headers);
+            bucket.block_until(until);
+            tracing::warn!(
+                bucket = %bucket.label(),
+                %status,
+                blocked_for = ?until.saturating_since(received),
+                "rate limited by the server"
+            );
+        }
+        for (bucket, index, room) in touched {
+            if !room {
+                continue;
+            }
             // The headers said there was room, yet the server refused: it
             // enforces less than we believed. Believe what it accepted.
             let used = bucket.state(sent).windows.get(index).map_or(0, |w| w.used);
@@ -115,6 +125,34 @@ impl<C: Clock> Limiter<C> {
                     bucket.set_limit(index, limit);
                 }
             }
+        }
+    }
+
+    /// The charged bucket and window an observation speaks of: by its declared
+    /// length, else by its limit (the configured target first); a limit matching
+    /// no window is taken as a new limit only when the request was charged to a
+    /// single one-window bucket.
+    fn bucket_of<'c>(
+        &self,
+        charged: &'c Charged,
+        w: &WindowObservation,
+    ) -> Option<(&'c Arc<Bucket>, usize)> {
+        let find = |pred: &dyn Fn(&Bucket, usize) -> bool| {
+            charged
+                .by_preference(self.target)
+                .find_map(|b| (0..b.window_count()).find(|&i| pred(b, i)).map(|i| (b, i)))
+        };
+        if let Some(len) = w.window {
+            return find(&|b, i| b.window_length(i) == Some(len));
+        }
+        if let Some(limit) = w.limit {
+            if let Some(found) = find(&|b, i| b.limit(i).map(u64::from) == Some(limit)) {
+                return Some(found);
+            }
+        }
+        match charged.buckets.as_slice() {
+            [only] if only.window_count() == 1 => Some((only, 0)),
+            _ => None,
         }
     }
 
@@ -153,19 +191,4 @@ impl<C: Clock> Limiter<C> {
     fn clamp(&self, t: Nanos, received: Nanos, window: Duration) -> Nanos {
         t.max(received).min(received + window)
     }
-}
-
-/// The window of `bucket` an observation speaks of: by its declared length, else
-/// by its limit, else the bucket's only window.
-fn window_of(bucket: &Bucket, w: &WindowObservation) -> Option<usize> {
-    let n = bucket.window_count();
-    if let Some(len) = w.window {
-        return (0..n).find(|&i| bucket.window_length(i) == Some(len));
-    }
-    if let Some(limit) = w.limit {
-        if let Some(i) = (0..n).find(|&i| bucket.limit(i).map(u64::from) == Some(limit)) {
-            return Some(i);
-        }
-    }
-    (n == 1).then_some(0)
 }

@@ -11,8 +11,8 @@ use tower_service::Service;
 
 use crate::clock::{Clock, Nanos};
 use crate::error::Error;
-use crate::ledger::{Grant, Refusal, Reservation};
-use crate::limiter::{Charged, Limiter};
+use crate::ledger::{acquire, Bucket, Grant, MaxWait, Refusal, Reservation};
+use crate::limiter::{Admission, Charged, Limiter};
 use crate::message::HttpResponse;
 
 pin_project! {
@@ -39,6 +39,8 @@ pin_project! {
             #[pin]
             sleep: Sleep,
             reservation: Option<Reservation>,
+            // Buckets to take room in when the reservation's time comes.
+            deferred: Vec<Arc<Bucket>>,
             request: Option<Req>,
             service: Option<S>,
         },
@@ -81,7 +83,7 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
         charged: Charged,
         rules: usize,
         cost: u32,
-        reservation: Reservation,
+        (reservation, deferred): (Reservation, Vec<Arc<Bucket>>),
         request: Req,
         service: S,
     ) -> Self {
@@ -91,6 +93,7 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
             state: State::Waiting {
                 sleep,
                 reservation: Some(reservation),
+                deferred,
                 request: Some(request),
                 service: Some(service),
             },
@@ -128,6 +131,7 @@ where
                 StateProj::Waiting {
                     sleep,
                     reservation,
+                    deferred,
                     request,
                     service,
                 } => {
@@ -136,22 +140,37 @@ where
                     let now = this.limiter.clock.now();
                     let departure = reservation.as_ref().map_or(now, Reservation::departure);
                     // A 429 while we slept blocks its bucket past our slot: give the
-                    // slot back and queue again behind the block, in order.
-                    if this
+                    // slot back and queue again behind the block, in order. The
+                    // deferred buckets are taken now, or everything is decided again.
+                    let blocked = this
                         .charged
                         .buckets
                         .iter()
-                        .any(|b| b.blocked_until(departure).is_some())
-                    {
+                        .any(|b| b.blocked_until(departure).is_some());
+                    let taken = !blocked
+                        && (deferred.is_empty()
+                            || matches!(
+                                acquire(deferred, *this.cost, now, MaxWait::Never),
+                                Ok(Grant::Now)
+                            ));
+                    if taken {
+                        if let Some(r) = reservation.take() {
+                            r.depart();
+                        }
+                    } else {
                         drop(reservation.take());
                         match this.limiter.decide(this.charged, *this.cost, now) {
-                            Ok(Grant::Now) => *this.sent = now,
-                            Ok(Grant::Later(r)) => {
+                            Ok(Admission::Now) => *this.sent = now,
+                            Ok(Admission::Later {
+                                reservation: r,
+                                deferred: d,
+                            }) => {
                                 *this.sent = r.departure();
-                                let at = deadline(&**this.limiter, r.departure());
+                                sleep
+                                    .as_mut()
+                                    .reset(deadline(&**this.limiter, r.departure()));
                                 *reservation = Some(r);
-                                // The pinned timer is reused in place.
-                                sleep.as_mut().reset(at);
+                                *deferred = d;
                                 continue;
                             }
                             Err(refusal) => {
@@ -159,8 +178,6 @@ where
                                 continue;
                             }
                         }
-                    } else if let Some(r) = reservation.take() {
-                        r.depart();
                     }
                     let (request, service) = (request.take(), service.take());
                     this.state.set(State::Ready { request, service });

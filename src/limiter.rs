@@ -14,7 +14,9 @@ use http::{Method, StatusCode};
 
 use crate::clock::{Clock, Nanos, TokioClock};
 use crate::headers::HeaderRules;
-use crate::ledger::{acquire, Bucket, Grant, KeyedBuckets, MaxWait, Refusal};
+use crate::ledger::{
+    acquire, acquire_from, Bucket, Grant, KeyedBuckets, MaxWait, Refusal, Reservation,
+};
 use crate::message::HttpRequest;
 use crate::quota::Limits;
 use crate::route::{RouteKey, Router};
@@ -36,6 +38,18 @@ pub enum OtherRoutes {
         limits: Limits,
         /// The most buckets kept at once.
         cap: usize,
+    },
+}
+
+/// What [`Limiter::decide`] grants.
+#[derive(Debug)]
+pub(crate) enum Admission {
+    /// Charged to every bucket: leave now.
+    Now,
+    /// Leave at the reservation's departure, after taking room in `deferred`.
+    Later {
+        reservation: Reservation,
+        deferred: Vec<Arc<Bucket>>,
     },
 }
 
@@ -68,6 +82,16 @@ pub(crate) struct Charged {
 }
 
 impl Charged {
+    /// The charged buckets, `t`'s first.
+    pub(crate) fn by_preference(&self, t: Target) -> impl Iterator<Item = &Arc<Bucket>> {
+        let first = self.target(t);
+        first.into_iter().chain(
+            self.buckets
+                .iter()
+                .filter(move |b| first.is_none_or(|f| !Arc::ptr_eq(f, b))),
+        )
+    }
+
     pub(crate) fn target(&self, t: Target) -> Option<&Arc<Bucket>> {
         let i = match t {
             Target::Route => self.route,
@@ -177,13 +201,64 @@ impl<C: Clock> Limiter<C> {
         self.cost.as_ref().map_or(1, |f| f(req).max(1))
     }
 
+    /// Admits `charged` now, or reserves its departure.
+    ///
+    /// A request charged to several buckets that must wait reserves only in the
+    /// buckets that bind it (whose own earliest departure is the request's), and
+    /// takes the others when it leaves ([`Admission::Later::deferred`]). Holding
+    /// a place in, say, the shared global bucket while waiting for its own
+    /// account would make every other account queue behind it there.
     pub(crate) fn decide(
         &self,
         charged: &Charged,
         cost: u32,
         now: Nanos,
-    ) -> Result<Grant, Refusal> {
-        acquire(&charged.buckets, cost, now, self.max_wait)
+    ) -> Result<Admission, Refusal> {
+        let all = &charged.buckets;
+        if all.len() < 2 {
+            return match acquire(all, cost, now, self.max_wait)? {
+                Grant::Now => Ok(Admission::Now),
+                Grant::Later(reservation) => Ok(Admission::Later {
+                    reservation,
+                    deferred: Vec::new(),
+                }),
+            };
+        }
+        match acquire(all, cost, now, MaxWait::Never) {
+            Ok(Grant::Now) => return Ok(Admission::Now),
+            Ok(Grant::Later(reservation)) => {
+                return Ok(Admission::Later {
+                    reservation,
+                    deferred: Vec::new(),
+                })
+            }
+            Err(Refusal::WouldWait { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        let mut earliest = Vec::with_capacity(all.len());
+        for b in all {
+            earliest.push(b.earliest_departure(cost, now)?);
+        }
+        let d = earliest.iter().copied().max().unwrap_or(now);
+        let (binding, deferred): (Vec<_>, Vec<_>) =
+            all.iter().zip(&earliest).partition(|(_, e)| **e == d);
+        let binding: Vec<Arc<Bucket>> = binding.into_iter().map(|(b, _)| b.clone()).collect();
+        let deferred: Vec<Arc<Bucket>> = deferred.into_iter().map(|(b, _)| b.clone()).collect();
+        // Never earlier than `d`: a bucket that gained room meanwhile must not
+        // let the request leave before the others can take it.
+        match acquire_from(&binding, cost, now, d, self.max_wait)? {
+            Grant::Now => match acquire(&deferred, cost, now, MaxWait::Never)? {
+                Grant::Now => Ok(Admission::Now),
+                Grant::Later(reservation) => Ok(Admission::Later {
+                    reservation,
+                    deferred: Vec::new(),
+                }),
+            },
+            Grant::Later(reservation) => Ok(Admission::Later {
+                reservation,
+                deferred,
+            }),
+        }
     }
 
     /// Which header rules apply to `host`: an index for [`Limiter::rules_at`].

@@ -8,8 +8,7 @@ use tower_service::Service;
 use crate::clock::{Clock, TokioClock};
 use crate::error::Error;
 use crate::future::ResponseFuture;
-use crate::ledger::Grant;
-use crate::limiter::Limiter;
+use crate::limiter::{Admission, Limiter};
 use crate::message::{HttpRequest, HttpResponse};
 
 /// A client service behind the limiter. See [`QuotaLayer`](crate::QuotaLayer).
@@ -71,11 +70,14 @@ where
         let rules = limiter.rules_for(req.host());
         let cost = limiter.cost_of(&req);
         match limiter.decide(&charged, cost, now) {
-            Ok(Grant::Now) => {
+            Ok(Admission::Now) => {
                 let future = self.inner.call(req);
                 ResponseFuture::sent(limiter, charged, now, rules, future)
             }
-            Ok(Grant::Later(reservation)) => {
+            Ok(Admission::Later {
+                reservation,
+                deferred,
+            }) => {
                 // The ready service goes with the request; a clone stays here.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
@@ -83,7 +85,15 @@ where
                     wait = ?reservation.departure().saturating_since(now),
                     "waiting for room"
                 );
-                ResponseFuture::waiting(limiter, charged, rules, cost, reservation, req, ready)
+                ResponseFuture::waiting(
+                    limiter,
+                    charged,
+                    rules,
+                    cost,
+                    (reservation, deferred),
+                    req,
+                    ready,
+                )
             }
             Err(refusal) => {
                 tracing::debug!(%refusal, "refused");

@@ -743,3 +743,39 @@ fn regression_block_then_correction() {
     ];
     run(specs, ops, Storage::Exact);
 }
+
+#[test]
+fn acquire_from_plans_no_earlier_than_asked() {
+    use tower_quota::ledger::acquire_from;
+    let b = Arc::new(Bucket::new("account", Quota::per_second(5)));
+    // Room now, but the request must not leave before 300 ms (another bucket
+    // binds it): it reserves exactly that instant.
+    match acquire_from(
+        &[&b],
+        1,
+        Nanos::ZERO,
+        Nanos::from_millis(300),
+        MaxWait::Forever,
+    ) {
+        Ok(Grant::Later(r)) => {
+            assert_eq!(r.departure(), Nanos::from_millis(300));
+            r.depart();
+        }
+        other => panic!("expected a reservation at 300 ms, got {other:?}"),
+    }
+    // The wait counts against the cap.
+    let r = acquire_from(
+        &[&b],
+        1,
+        Nanos::ZERO,
+        Nanos::from_millis(300),
+        MaxWait::Up(Duration::from_millis(100)),
+    );
+    assert!(
+        matches!(r, Err(Refusal::WouldWait { wait, .. }) if wait == Duration::from_millis(300))
+    );
+    assert_eq!(
+        b.earliest_departure(1, Nanos::ZERO).ok(),
+        Some(Nanos::from_millis(300))
+    );
+}

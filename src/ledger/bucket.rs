@@ -334,6 +334,14 @@ impl Bucket {
         }
     }
 
+    /// The earliest departure at or after `from` at which this bucket alone has
+    /// room for `cost`, without charging anything.
+    pub fn earliest_departure(&self, cost: u32, from: Nanos) -> Result<Nanos, Refusal> {
+        let s = self.snapshot();
+        self.earliest(&s, u64::from(cost.max(1)), from.as_u64())
+            .map(Nanos::new)
+    }
+
     /// Refuses departures before `until` (after a 429, until `Retry-After`).
     /// Never shortens an existing block.
     pub fn block_until(&self, until: Nanos) {

@@ -99,10 +99,27 @@ pub fn acquire<B: Borrow<Arc<Bucket>>>(
     now: Nanos,
     max_wait: MaxWait,
 ) -> Result<Grant, Refusal> {
+    acquire_from(buckets, cost, now, now, max_wait)
+}
+
+/// Like [`acquire`], with the departure planned no earlier than `not_before`
+/// (which counts against `max_wait` like any other wait).
+///
+/// A waiter charged to several buckets can reserve only in those that bind it,
+/// at the instant they allow, and take the others when it leaves: then it does
+/// not hold a place in a shared bucket that other requests could use meanwhile.
+pub fn acquire_from<B: Borrow<Arc<Bucket>>>(
+    buckets: &[B],
+    cost: u32,
+    now: Nanos,
+    not_before: Nanos,
+    max_wait: MaxWait,
+) -> Result<Grant, Refusal> {
     let cost = u64::from(cost.max(1));
+    let start = now.max(not_before).as_u64();
     let now = now.as_u64();
     if let [only] = buckets {
-        return decide_one(only.borrow(), cost, now, max_wait);
+        return decide_one(only.borrow(), cost, now, start, max_wait);
     }
     let Some(first) = buckets.first().map(Borrow::borrow) else {
         return Ok(Grant::Now); // charged to nothing: nothing limits it
@@ -124,14 +141,20 @@ pub fn acquire<B: Borrow<Arc<Bucket>>>(
         distinct[n] = b;
         n += 1;
     }
-    decide(&distinct[..n], cost, now, max_wait)
+    decide(&distinct[..n], cost, now, start, max_wait)
 }
 
 /// The common case, one bucket: no arrays, and a lost race simply plans again.
-fn decide_one(b: &Arc<Bucket>, cost: u64, now: u64, max_wait: MaxWait) -> Result<Grant, Refusal> {
+fn decide_one(
+    b: &Arc<Bucket>,
+    cost: u64,
+    now: u64,
+    start: u64,
+    max_wait: MaxWait,
+) -> Result<Grant, Refusal> {
     loop {
         let mut s = b.snapshot();
-        let d = b.earliest(&s, cost, now)?;
+        let d = b.earliest(&s, cost, start)?;
         if !max_wait.allows(d - now) {
             return Err(Refusal::WouldWait {
                 bucket: b.label().clone(),
@@ -156,6 +179,7 @@ fn decide(
     buckets: &[&Arc<Bucket>],
     cost: u64,
     now: u64,
+    start: u64,
     max_wait: MaxWait,
 ) -> Result<Grant, Refusal> {
     let n = buckets.len();
@@ -169,7 +193,7 @@ fn decide(
         }
         // Plan: the earliest instant every bucket has room, found as a fixed
         // point (a fixed window pushed to its boundary may move the others).
-        let mut d = now;
+        let mut d = start;
         let mut binding = 0;
         loop {
             let before = d;

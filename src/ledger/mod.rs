@@ -31,7 +31,7 @@ mod reservation;
 mod window;
 
 pub use bucket::{Bucket, BucketState, WindowState};
-pub use decision::{acquire, Grant, MaxWait, MAX_BUCKETS};
+pub use decision::{acquire, acquire_from, Grant, MaxWait, MAX_BUCKETS};
 pub use keyed::KeyedBuckets;
 pub use refusal::Refusal;
 pub use reservation::Reservation;
