@@ -1,0 +1,263 @@
+//! What the layer does with responses, on tokio's paused clock with an
+//! in-process inner service (no sockets, so virtual time cannot run ahead of a
+//! request in flight): a 429 blocks its bucket and the waiters leave spread out
+//! when it reopens; a 429 with room left tightens the limit; a request the inner
+//! service fails stays counted; no event carries an API key.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_quota::clock::{Clock, Nanos, TokioClock};
+use tower_quota::ledger::MaxWait;
+use tower_quota::quota::Quota;
+use tower_quota::route::Templates;
+use tower_quota::scope::KeySource;
+use tower_quota::{Limiter, OtherRoutes, QuotaLayer};
+
+const SECRET: &str = "sk_live_very_secret_key";
+
+fn limiter(clock: TokioClock, per_second: u32) -> Arc<Limiter<TokioClock>> {
+    let routes =
+        Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
+    Limiter::builder()
+        .clock(clock)
+        .routes(
+            routes,
+            |_| Some(Quota::per_second(per_second).into()),
+            OtherRoutes::Unlimited,
+        )
+        .per_api_key(KeySource::header("x-api-key"), Quota::per_second(1000), 10)
+        .max_wait(MaxWait::Forever)
+        .margin(Duration::ZERO)
+        .build()
+}
+
+fn request() -> Request<()> {
+    Request::get("http://api.example.com/v1/campaigns/7")
+        .header("x-api-key", SECRET)
+        .body(())
+        .unwrap_or_default()
+}
+
+/// A server that answers its first request, 100 ms later, with 429 and
+/// `Retry-After: 2`, and 200 to the rest. Thirty requests are already waiting,
+/// holding reserved departures, when the 429 arrives.
+#[tokio::test(start_paused = true)]
+async fn a_429_blocks_and_the_waiters_leave_spread_out() {
+    let clock = TokioClock::new();
+    let lim = limiter(clock.clone(), 10);
+    let calls = Arc::new(AtomicU32::new(0));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let inner = {
+        let (calls, sent, clock) = (calls.clone(), sent.clone(), clock.clone());
+        tower::service_fn(move |_req: Request<()>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut s) = sent.lock() {
+                s.push(clock.now());
+            }
+            async move {
+                let resp = if n == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Response::builder()
+                        .status(429)
+                        .header("retry-after", "2")
+                        .body(())
+                } else {
+                    Response::builder().status(200).body(())
+                };
+                Ok::<_, Infallible>(resp.unwrap_or_default())
+            }
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(lim.clone()))
+        .service(inner);
+    let first = tokio::spawn(svc.clone().oneshot(request()));
+    tokio::task::yield_now().await;
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let s = svc.clone();
+            tokio::spawn(async move { s.oneshot(request()).await.map(|r| r.status()) })
+        })
+        .collect();
+    let first = first
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.status(), StatusCode::TOO_MANY_REQUESTS);
+    let bucket = lim
+        .route_bucket(&http::Method::GET, "/v1/campaigns/7")
+        .unwrap_or_else(|| panic!("route bucket"));
+    let block = Nanos::from_millis(2100);
+    assert_eq!(bucket.blocked_until(clock.now()), Some(block));
+    for t in tasks {
+        let status = t.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status.ok(), Some(StatusCode::OK));
+    }
+    let sent = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(sent.len(), 31);
+    // Ten left at once (the first and nine more); the twenty that had reserved
+    // slots at 1 s and 2 s did not leave inside the block...
+    assert_eq!(sent.iter().filter(|t| **t == Nanos::ZERO).count(), 10);
+    let later: Vec<Nanos> = sent.iter().copied().filter(|t| *t > Nanos::ZERO).collect();
+    assert!(
+        later.iter().all(|t| *t >= block),
+        "nothing leaves during the block: {later:?}"
+    );
+    // ...and after it they go ten per second, as the quota says: no herd.
+    for t in &later {
+        let in_window = later
+            .iter()
+            .filter(|u| **u <= *t && **u + Duration::from_secs(1) > *t)
+            .count();
+        assert!(in_window <= 10, "{in_window} in the second before {t}");
+    }
+}
+
+/// The server refuses with 429 while its headers still show room: it enforces a
+/// limit we did not know, and the bucket learns it.
+#[tokio::test(start_paused = true)]
+async fn a_429_with_room_left_tightens_the_limit() {
+    let clock = TokioClock::new();
+    let lim = limiter(clock.clone(), 10);
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = {
+        let calls = calls.clone();
+        tower::service_fn(move |_req: Request<()>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let resp = Response::builder()
+                    .status(if n < 3 { 200 } else { 429 })
+                    .header("x-ratelimit-limit", "10")
+                    .header("x-ratelimit-remaining", (9 - n.min(9)).to_string())
+                    .header("retry-after", "1")
+                    .body(());
+                Ok::<_, Infallible>(resp.unwrap_or_default())
+            }
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(lim.clone()))
+        .service(inner);
+    for _ in 0..4 {
+        let _ = svc.clone().oneshot(request()).await;
+    }
+    let bucket = lim
+        .route_bucket(&http::Method::GET, "/v1/campaigns/7")
+        .unwrap_or_else(|| panic!("route bucket"));
+    assert_eq!(
+        bucket.limit(0),
+        Some(4),
+        "it accepted four in the window, not ten"
+    );
+    assert!(bucket.blocked_until(clock.now()).is_some());
+}
+
+/// The inner service fails (connection refused, timeout): the request may have
+/// reached the server, so it stays counted.
+#[tokio::test(start_paused = true)]
+async fn a_request_the_inner_service_fails_stays_counted() {
+    let clock = TokioClock::new();
+    let lim = limiter(clock.clone(), 10);
+    let inner =
+        tower::service_fn(|_req: Request<()>| async { Err::<Response<()>, _>("connection reset") });
+    let mut svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(lim.clone()))
+        .service(inner);
+    let r = svc
+        .ready()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .call(request())
+        .await;
+    assert!(matches!(
+        r,
+        Err(tower_quota::Error::Service("connection reset"))
+    ));
+    let bucket = lim
+        .route_bucket(&http::Method::GET, "/v1/campaigns/7")
+        .unwrap_or_else(|| panic!("route bucket"));
+    assert_eq!(bucket.state(clock.now()).windows[0].used, 1);
+}
+
+/// Records every event as `level target field=value ...`.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+struct Line<'a>(&'a mut String);
+
+impl tracing::field::Visit for Line<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, " {}={:?}", field.name(), value);
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = format!("{} {}", event.metadata().level(), event.metadata().target());
+        event.record(&mut Line(&mut line));
+        if let Ok(mut v) = self.0.lock() {
+            v.push(line);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Waits, refusals, corrections and 429s are traced with bucket labels, never
+/// with the API key.
+#[test]
+fn events_name_buckets_and_never_the_api_key() {
+    let capture = Capture::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build();
+    let Ok(rt) = rt else { return };
+    tracing::subscriber::with_default(capture.clone(), || {
+        rt.block_on(async {
+            let clock = TokioClock::new();
+            let lim = limiter(clock, 1);
+            let inner = tower::service_fn(|_req: Request<()>| async {
+                let resp = Response::builder()
+                    .status(429)
+                    .header("x-ratelimit-limit", "5")
+                    .header("x-ratelimit-remaining", "0")
+                    .header("retry-after", "1")
+                    .body(());
+                Ok::<_, Infallible>(resp.unwrap_or_default())
+            });
+            let svc = ServiceBuilder::new()
+                .layer(QuotaLayer::new(lim))
+                .service(inner);
+            for _ in 0..3 {
+                let _ = svc.clone().oneshot(request()).await;
+            }
+        })
+    });
+    let lines = capture.0.lock().map(|v| v.clone()).unwrap_or_default();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("rate limited by the server")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("GET /v1/campaigns/:id")),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().all(|l| !l.contains(SECRET)), "{lines:#?}");
+}
