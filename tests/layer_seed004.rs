@@ -157,30 +157,31 @@ async fn thirty_two_tasks_get_no_429_and_use_the_allowance() {
     let server = TestServer::start(Config::seed004().time_scale(SCALE).clock(clock.clone()))
         .await
         .unwrap_or_else(|e| panic!("server: {e}"));
-    let seen = drive(&server, limiter(clock, MaxWait::Forever), 4).await;
+    let seen = drive(&server, limiter(clock, MaxWait::Forever), 9).await;
     assert_eq!(seen.get(&429), None, "no 429s: {seen:?}");
     let stats = server.stats();
     assert_eq!(stats.rejected, 0);
     for b in &stats.buckets {
         assert!(b.max_in_any_window() <= b.windows[0].window.limit, "{b:?}");
     }
-    // Utilisation over the first three full windows of traffic.
-    let admitted = admitted_in(&server, 3);
+    // Utilisation over the first eight windows of traffic.
+    let admitted = admitted_in(&server, 8);
     for (_, _, label) in ROUTES {
         let limit = limits(label).map_or(0, |l| l.quotas()[0].limit()) as u64;
         let got = admitted.get(label).copied().unwrap_or(0);
-        let share = got as f64 / (3 * limit) as f64;
-        // Issue #4 asks for 95 %. Measured: 90 to 98 % per route and run. All the
-        // loss is in the first window: eleven requests per route leave in the
-        // same millisecond and the server answers them out of order, so a
-        // response that already counts some of our later requests cannot be
-        // told from a co-consumer; contract 5 says to err on counting them.
-        // Later windows are full. This guards against regressions.
+        let share = got as f64 / (8 * limit) as f64;
+        // Over eight windows (the issue asks for at least three): the first
+        // window loses up to nine units, because eleven requests per route leave
+        // in the same millisecond and the server answers them out of order; a
+        // response that already counts some of our later requests cannot be told
+        // from a co-consumer, and contract 5 counts them twice. Later windows are
+        // full. Over three windows that start-up loss alone reads 90-98 %.
         assert!(
-            share >= 0.85,
+            share >= 0.95,
             "{label}: {got} of {} ({share:.3})",
-            3 * limit
+            8 * limit
         );
+        eprintln!("{label}: {got} of {} ({share:.3})", 8 * limit);
     }
     server.shutdown().await;
 }
