@@ -6,13 +6,13 @@
 //! plans the earliest departure `d` from the windows' rings, and commits with one
 //! compare-and-swap of the head; nothing on this path takes a lock.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::head::{Head, HeadCell};
+use super::learned::Learned;
 use super::pacer::Pacer;
 use super::refusal::Refusal;
 use super::window::Window;
@@ -96,27 +96,16 @@ pub struct WindowState {
 pub struct Bucket {
     label: Arc<str>,
     head: HeadCell,
-    windows: Box<[Window]>,
+    pub(super) windows: Box<[Window]>,
     blocked_until: AtomicU64,
     pacer: Option<Pacer>,
     has_fixed: bool,
     observed: AtomicU64,
     vacancies: OnceLock<papaya::HashMap<u64, Claim>>,
-    /// Recent corrections (response path only; decisions never touch it).
-    corrections: Mutex<VecDeque<Correction>>,
+    /// What the server taught this bucket (response path only; decisions
+    /// never touch it).
+    pub(super) learned: Mutex<Learned>,
 }
-
-/// Units a correction added: where they were placed, and when the server's
-/// units they stand for free.
-#[derive(Clone, Copy, Debug)]
-struct Correction {
-    at: u64,
-    units: u64,
-    frees: u64,
-}
-
-/// Corrections remembered per bucket.
-const RECENT_CORRECTIONS: usize = 32;
 
 impl Bucket {
     /// A bucket named `label` (shown in errors and reports: never put a secret in
@@ -138,7 +127,7 @@ impl Bucket {
             head: HeadCell::new(),
             has_fixed: windows.iter().any(Window::is_fixed),
             observed: AtomicU64::new(0),
-            corrections: Mutex::new(VecDeque::new()),
+            learned: Mutex::new(Learned::default()),
             windows,
             blocked_until: AtomicU64::new(0),
             pacer: limits.pacing().map(Pacer::new),
@@ -392,84 +381,6 @@ impl Bucket {
                 true
             }
             None => false,
-        }
-    }
-
-    /// Takes the server's word that window `index` had `used` units counted as of
-    /// `as_of`, and, if known, that they stop counting at `frees_at`.
-    ///
-    /// Only ever raises the count: units this client cannot account for are added
-    /// (every window of the bucket counts them, as they were real requests). They
-    /// are placed after the latest departure already planned, so reservations
-    /// made before the correction keep their times; if that is already past the
-    /// moment the server's units free (`frees_at`, else the end of the window of
-    /// `as_of`), nothing is added. Units that earlier corrections placed after
-    /// `as_of`, for usage the server still counts then, count as ours: responses
-    /// arrive out of order and must not add the same excess twice. Returns the
-    /// units added.
-    pub fn raise_used(
-        &self,
-        index: usize,
-        used: u64,
-        as_of: Nanos,
-        frees_at: Option<Nanos>,
-    ) -> u64 {
-        let Some(w) = self.windows.get(index) else {
-            return 0;
-        };
-        // One correction at a time per bucket: each must see the others' units.
-        let Ok(mut recent) = self.corrections.lock() else {
-            return 0;
-        };
-        loop {
-            let s = self.snapshot();
-            if s.head.is_evicted() {
-                return 0;
-            }
-            let as_of = as_of.as_u64();
-            // What we surely counted: a lower bound, so that we never add too few.
-            let ours = w
-                .units_surely_from(w.opens(as_of), s.head)
-                .saturating_sub(w.units_from(as_of + 1, s.head));
-            // Units earlier corrections placed after `as_of` (so not in `ours`)
-            // for usage the server still counts at `as_of`: responses come back
-            // out of order, and each must not add the same excess again.
-            let pending: u64 = recent
-                .iter()
-                .filter(|c| c.at > as_of && c.frees > as_of)
-                .map(|c| c.units)
-                .sum();
-            let Some(extra) = used
-                .checked_sub(ours.saturating_add(pending))
-                .filter(|e| *e > 0)
-            else {
-                return 0;
-            };
-            let frees = frees_at.map_or_else(|| w.frees(as_of), Nanos::as_u64);
-            let at = match frees_at {
-                Some(f) if !w.is_fixed() => f.as_u64().saturating_sub(w.length()),
-                Some(f) => f.as_u64().saturating_sub(1).max(as_of),
-                None => as_of,
-            }
-            .max(s.head.last);
-            // Units placed after the server's own free again describe nothing
-            // (reservations already reach past them): they would only hold back
-            // the future, and hold the reservations below them from popping when
-            // those are cancelled.
-            if at >= frees {
-                return 0;
-            }
-            if self.claim(&s, extra, at, None, false).is_ok() {
-                if recent.len() == RECENT_CORRECTIONS {
-                    recent.pop_front();
-                }
-                recent.push_back(Correction {
-                    at,
-                    units: extra,
-                    frees,
-                });
-                return extra;
-            }
         }
     }
 

@@ -25,6 +25,7 @@ mod bucket;
 mod decision;
 mod head;
 mod keyed;
+mod learned;
 mod pacer;
 mod refusal;
 mod reservation;
