@@ -280,7 +280,7 @@ impl Bucket {
     fn pop(&self, c: &Claim) -> bool {
         let mut saved = c.saved.iter().copied();
         for w in self.windows.iter() {
-            w.restore(c.start, c.cost, c.depart, &mut saved);
+            w.swap_back(c.start, c.cost, c.depart, &mut saved, true);
         }
         let tail = Head {
             units: c.end(),
@@ -296,7 +296,7 @@ impl Bucket {
         }
         let mut saved = c.saved.iter().copied();
         for w in self.windows.iter() {
-            w.reapply(c.start, c.cost, c.depart, &mut saved);
+            w.swap_back(c.start, c.cost, c.depart, &mut saved, false);
         }
         false
     }

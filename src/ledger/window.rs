@@ -229,39 +229,25 @@ impl Window {
     }
 
     /// Puts back the values [`Window::record`] displaced for units
-    /// `first..first + cost` (departing at `d`), before they are popped off the
-    /// head; `saved` yields them in the order they were pushed.
-    pub(crate) fn restore(
+    /// `first..first + cost` (departing at `d`) before they are popped off the
+    /// head (`back`), or writes ours again when the pop did not happen (not
+    /// `back`); `saved` yields the displaced values in the order they were pushed.
+    /// Each slot changes only if it still holds what the other direction wrote.
+    pub(crate) fn swap_back(
         &self,
         first: u64,
         cost: u64,
         d: u64,
         saved: &mut impl Iterator<Item = u64>,
+        back: bool,
     ) {
         for g in self.group_ends(first, cost) {
             let ours = (self.lap(g) << LAP_SHIFT) | (d & TIME_MASK);
             if let Some(old) = saved.next() {
+                let (from, to) = if back { (ours, old) } else { (old, ours) };
                 let _ =
                     self.slot(g)
-                        .compare_exchange(ours, old, Ordering::AcqRel, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Undoes [`Window::restore`] when the pop did not happen.
-    pub(crate) fn reapply(
-        &self,
-        first: u64,
-        cost: u64,
-        d: u64,
-        saved: &mut impl Iterator<Item = u64>,
-    ) {
-        for g in self.group_ends(first, cost) {
-            let ours = (self.lap(g) << LAP_SHIFT) | (d & TIME_MASK);
-            if let Some(old) = saved.next() {
-                let _ =
-                    self.slot(g)
-                        .compare_exchange(old, ours, Ordering::AcqRel, Ordering::Relaxed);
+                        .compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed);
             }
         }
     }
@@ -406,9 +392,9 @@ mod tests {
         let mut saved = Vec::new();
         w.record(5, 1, 50, Some(&mut saved)); // unit 5 reuses unit 0's slot
         assert_eq!(w.time_of(5, head(6, 50)), 50);
-        w.restore(5, 1, 50, &mut saved.iter().copied());
+        w.swap_back(5, 1, 50, &mut saved.iter().copied(), true);
         assert_eq!(w.time_of(0, head(5, 40)), 40, "unit 0 is readable again");
-        w.reapply(5, 1, 50, &mut saved.iter().copied());
+        w.swap_back(5, 1, 50, &mut saved.iter().copied(), false);
         assert_eq!(w.time_of(5, head(6, 50)), 50);
     }
 
