@@ -43,6 +43,8 @@ impl<C: Clock> Limiter<C> {
     ) {
         let received = self.clock.now();
         let wall = self.clock.to_wall(received);
+        self.history
+            .record(wall, self.rate_limited.contains(&status));
         let obs = self.rules_at(rules).parse(headers, wall);
         self.learn_offset(&obs, wall);
         let limited = self.rate_limited.contains(&status);

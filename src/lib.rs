@@ -25,9 +25,11 @@ pub mod ledger;
 mod limiter;
 pub mod message;
 pub mod quota;
+pub mod report;
 pub mod retry;
 pub mod route;
 pub mod scope;
+pub mod seed;
 mod service;
 #[cfg(feature = "testkit")]
 pub mod testkit;

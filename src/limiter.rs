@@ -19,6 +19,7 @@ use crate::ledger::{
 };
 use crate::message::HttpRequest;
 use crate::quota::Limits;
+use crate::report::{Counters, History, Snapshot, Thresholds};
 use crate::route::{RouteKey, Router};
 use crate::scope::{KeyScope, KeySource};
 
@@ -118,6 +119,7 @@ pub struct Limiter<C = TokioClock> {
     pub(crate) block_without_headers: Duration,
     pub(crate) target: Target,
     pub(crate) offset_ms: std::sync::atomic::AtomicI64,
+    pub(crate) history: History,
 }
 
 impl<C> fmt::Debug for Limiter<C> {
@@ -141,6 +143,42 @@ impl<C: Clock> Limiter<C> {
     /// The clock every decision reads.
     pub fn clock(&self) -> &C {
         &self.clock
+    }
+
+    /// Requests answered in the last 24 hours and the last 30 days, and how many
+    /// of them the server rate-limited (seed 002's summary, seed 003's chart),
+    /// kept without polling anyone.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Where every bucket stands now: usage against limits, health levels,
+    /// waiters, blocks and the 429s each has seen. Cheap enough to take while
+    /// traffic flows: it reads each bucket once and charges nothing.
+    pub fn snapshot(&self, thresholds: &Thresholds) -> Snapshot {
+        let mut all: Vec<(&str, Arc<Bucket>)> =
+            self.routes.iter().map(|b| ("route", b.clone())).collect();
+        match &self.other {
+            RouteBuckets::Shared(b) => all.push(("route", b.clone())),
+            RouteBuckets::Each(k) => all.extend(k.buckets().into_iter().map(|b| ("route", b))),
+            RouteBuckets::Unlimited => {}
+        }
+        if let Some(s) = &self.accounts {
+            all.extend(s.buckets().into_iter().map(|b| ("per_account", b)));
+        }
+        if let Some(s) = &self.api_keys {
+            all.extend(s.buckets().into_iter().map(|b| ("per_api_key", b)));
+        }
+        let rows: Vec<(&str, &Bucket, Counters)> = all
+            .iter()
+            .map(|(scope, b)| {
+                let counters = Counters {
+                    rate_limited: b.times_blocked(),
+                };
+                (*scope, &**b, counters)
+            })
+            .collect();
+        Snapshot::of(&rows, self.clock.now(), thresholds)
     }
 
     /// The buckets of the declared routes, in the router's order.
@@ -504,6 +542,7 @@ impl<C: Clock> LimiterBuilder<C> {
             block_without_headers: self.block_without_headers,
             target: self.target,
             offset_ms: std::sync::atomic::AtomicI64::new(0),
+            history: History::new(),
         })
     }
 }

@@ -98,4 +98,9 @@ impl KeyScope {
         };
         self.buckets.bucket(&key, now).map(Some)
     }
+
+    /// Every bucket of the scope (for reports).
+    pub(crate) fn buckets(&self) -> Vec<Arc<Bucket>> {
+        self.buckets.buckets()
+    }
 }

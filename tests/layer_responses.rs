@@ -5,7 +5,6 @@
 //! service fails stays counted; no event carries an API key.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -185,79 +184,48 @@ async fn a_request_the_inner_service_fails_stays_counted() {
     assert_eq!(bucket.state(clock.now()).windows[0].used, 1);
 }
 
-/// Records every event as `level target field=value ...`.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-struct Line<'a>(&'a mut String);
-
-impl tracing::field::Visit for Line<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = format!("{} {}", event.metadata().level(), event.metadata().target());
-        event.record(&mut Line(&mut line));
-        if let Ok(mut v) = self.0.lock() {
-            v.push(line);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-/// Waits, refusals, corrections and 429s are traced with bucket labels, never
-/// with the API key.
-#[test]
-fn events_name_buckets_and_never_the_api_key() {
-    let capture = Capture::default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build();
-    let Ok(rt) = rt else { return };
-    tracing::subscriber::with_default(capture.clone(), || {
-        rt.block_on(async {
-            let clock = TokioClock::new();
-            let lim = limiter(clock, 1);
-            let inner = tower::service_fn(|_req: Request<()>| async {
+/// The limiter keeps the report's figures as traffic flows: the route bucket's
+/// usage and 429s in a snapshot, every answer in the 24-hour history.
+#[tokio::test(start_paused = true)]
+async fn the_snapshot_and_history_follow_the_traffic() {
+    let clock = TokioClock::new();
+    let lim = limiter(clock.clone(), 10);
+    let calls = Arc::new(AtomicU32::new(0));
+    let inner = {
+        let calls = calls.clone();
+        tower::service_fn(move |_req: Request<()>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let status = if n == 2 { 429 } else { 200 };
                 let resp = Response::builder()
-                    .status(429)
-                    .header("x-ratelimit-limit", "5")
-                    .header("x-ratelimit-remaining", "0")
+                    .status(status)
                     .header("retry-after", "1")
                     .body(());
                 Ok::<_, Infallible>(resp.unwrap_or_default())
-            });
-            let svc = ServiceBuilder::new()
-                .layer(QuotaLayer::new(lim))
-                .service(inner);
-            for _ in 0..3 {
-                let _ = svc.clone().oneshot(request()).await;
             }
         })
-    });
-    let lines = capture.0.lock().map(|v| v.clone()).unwrap_or_default();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("rate limited by the server")),
-        "{lines:#?}"
+    };
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(lim.clone()))
+        .service(inner);
+    for _ in 0..5 {
+        let _ = svc.clone().oneshot(request()).await;
+    }
+    let snap = lim.snapshot(&tower_quota::report::Thresholds::default());
+    let route = snap
+        .buckets
+        .iter()
+        .find(|b| b.label == "GET /v1/campaigns/:id")
+        .unwrap_or_else(|| panic!("route bucket in the snapshot: {snap:?}"));
+    assert_eq!(route.counters.rate_limited, 1);
+    assert_eq!(route.windows[0].limit, 10);
+    assert!(snap.buckets.iter().any(|b| b.scope == "per_api_key"));
+    let summary = lim.history().summary_24h(clock.to_wall(clock.now()));
+    assert_eq!(
+        (summary.total_requests, summary.rate_limited_requests),
+        (5, 1)
     );
-    assert!(
-        lines.iter().any(|l| l.contains("GET /v1/campaigns/:id")),
-        "{lines:#?}"
-    );
-    assert!(lines.iter().all(|l| !l.contains(SECRET)), "{lines:#?}");
+    assert_eq!(summary.rate_limit_percentage, 20.0);
+    let shown = serde_json::to_string(&snap).unwrap_or_default();
+    assert!(!shown.contains(SECRET), "no key in the report");
 }

@@ -101,6 +101,7 @@ pub struct Bucket {
     pacer: Option<Pacer>,
     has_fixed: bool,
     observed: AtomicU64,
+    blocks: AtomicU64,
     vacancies: OnceLock<papaya::HashMap<u64, Claim>>,
     /// What the server taught this bucket (response path only; decisions
     /// never touch it).
@@ -127,6 +128,7 @@ impl Bucket {
             head: HeadCell::new(),
             has_fixed: windows.iter().any(Window::is_fixed),
             observed: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
             learned: Mutex::new(Learned::default()),
             windows,
             blocked_until: AtomicU64::new(0),
@@ -336,6 +338,12 @@ impl Bucket {
     pub fn block_until(&self, until: Nanos) {
         self.blocked_until
             .fetch_max(until.as_u64(), Ordering::AcqRel);
+        self.blocks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times the bucket was blocked (each 429 from the server blocks it).
+    pub fn times_blocked(&self) -> u64 {
+        self.blocks.load(Ordering::Relaxed)
     }
 
     /// The instant before which departures are refused, if it is after `now`.

@@ -137,6 +137,11 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         }
     }
 
+    /// Every bucket the scope holds now (for reports).
+    pub fn buckets(&self) -> Vec<Arc<Bucket>> {
+        self.map.pin().iter().map(|(_, b)| b.clone()).collect()
+    }
+
     /// Evicts every bucket idle at `now`; returns how many were evicted.
     pub fn evict_idle(&self, now: Nanos) -> usize {
         let map = self.map.pin();

@@ -1,0 +1,197 @@
+//! Applying a seed's windows to a bucket of the engine.
+//!
+//! The server is the authority (DESIGN.md, contract 5), in two ways only:
+//! - **a limit it states replaces ours**, up or down: a seed is an explicit
+//!   statement of the current limits, as a new `X-RateLimit-Limit` is;
+//! - **a count it states can only raise ours**
+//!   ([`Bucket::raise_used`]): the units it counted that we did not (other
+//!   processes, other clients of the same key, requests before we started) are
+//!   added, and nothing is ever taken away.
+//!
+//! # Where the server's units are placed
+//!
+//! A usage body says how many units a window holds, not when they were sent.
+//! Units whose times are unknown are placed at `as_of`, the instant the body
+//! was received, and the engine counts them for a full window after it. That
+//! is the one placement that is safe whatever the server does: every unit was
+//! counted at or before `as_of` (the server answered before we read it), so at
+//! the server it stops counting at most one window after `as_of`, whether its
+//! windows slide (one window after the unit was sent) or are fixed (at the
+//! next reset, less than a window away). Any earlier placement could free room
+//! before the server does and earn a 429.
+//!
+//! The price: the engine keeps one log per bucket, so units added for the day
+//! window also count in the minute and hour windows. A day's usage above the
+//! minute limit fills the minute window until one minute after `as_of`. When
+//! the server tells when its counts reset, pass that through `frees_at_of` and
+//! the units are placed no later than needed.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use super::model::SeedWindow;
+use crate::clock::Nanos;
+use crate::ledger::Bucket;
+
+/// What [`apply_to_bucket`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Limits replaced by the server's, window by window.
+    pub limits_changed: Vec<LimitChange>,
+    /// Units added to the bucket's log for usage the server counted and we had
+    /// not (each unit counts in every window of the bucket).
+    pub units_added: u64,
+    /// Seed windows that changed nothing, and why.
+    pub skipped: Vec<SkippedWindow>,
+    /// The bucket was blocked until this instant because the server's limit
+    /// is zero.
+    pub blocked_until: Option<Nanos>,
+}
+
+impl Applied {
+    /// Whether the bucket was changed at all.
+    pub fn changed(&self) -> bool {
+        !self.limits_changed.is_empty() || self.units_added > 0 || self.blocked_until.is_some()
+    }
+}
+
+/// A limit the server replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitChange {
+    /// The bucket's window.
+    pub window: Duration,
+    /// Its limit before.
+    pub from: u32,
+    /// The server's limit, now the bucket's.
+    pub to: u32,
+}
+
+/// A seed window that changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedWindow {
+    /// The window's name in the seed.
+    pub name: String,
+    /// Its length in the seed.
+    pub window: Duration,
+    /// Why it was skipped.
+    pub reason: SkipReason,
+}
+
+/// Why a seed window was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The bucket has no window of this length (nor one up to 10 % longer):
+    /// configure the window, or check the [`WindowNames`](super::WindowNames).
+    NoSuchWindow,
+    /// The limit does not fit the engine's `u32` limits; the bucket keeps its
+    /// own, smaller one.
+    LimitTooLarge,
+}
+
+/// Applies `windows` (one [`SeedEntry`](super::SeedEntry)'s) to `bucket`, as
+/// the server saw them at `as_of`.
+///
+/// Each seed window goes to the bucket's window of the same length, or, for a
+/// bucket built with [`Limits::padded`](crate::quota::Limits::padded), the
+/// shortest one at most 10 % longer (a longer window under the same limit is
+/// tighter); a seed window without one is skipped and reported. A different
+/// limit replaces the bucket's (a zero limit blocks the bucket for one window
+/// instead); a used count is raised with [`Bucket::raise_used`], placing
+/// unknown times at `as_of` (see the module docs for why), or as
+/// `frees_at_of` says: the instant the window's units stop counting at the
+/// server, if known.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_quota::clock::Nanos;
+/// use tower_quota::ledger::Bucket;
+/// use tower_quota::quota::{Limits, Quota};
+/// use tower_quota::seed::{apply_to_bucket, parse_crm_usage, SeedScope, WindowNames};
+///
+/// let body = br#"{"[\"api/v1/contacts\", \"search\"]": {
+///   "day": { "limit": 5000, "consumed": 500, "left_over": 4500 },
+///   "minute": { "limit": 200, "consumed": 10, "left_over": 190 } } }"#;
+/// let seed = parse_crm_usage(body, &WindowNames::standard())?;
+/// let entry = seed.entry(SeedScope::Key, "api/v1/contacts#search").expect("listed");
+///
+/// let bucket = Bucket::new(
+///     "api/v1/contacts#search",
+///     Limits::new([Quota::per_minute(200), Quota::per_day(6000)]),
+/// );
+/// let now = Nanos::from_secs(10);
+/// let applied = apply_to_bucket(&bucket, &entry.windows, now, |_| None);
+/// assert_eq!(applied.limits_changed[0].to, 5000);
+/// assert_eq!(applied.units_added, 500);
+/// assert_eq!(bucket.state(now).windows[1].used, 500);
+/// # Ok::<(), tower_quota::seed::SeedError>(())
+/// ```
+pub fn apply_to_bucket(
+    bucket: &Bucket,
+    windows: &[SeedWindow],
+    as_of: Nanos,
+    frees_at_of: impl Fn(&SeedWindow) -> Option<Nanos>,
+) -> Applied {
+    let mut applied = Applied::default();
+    // Shortest first: the units added for a short window then count as ours
+    // when a longer one is raised, and are not added twice.
+    let mut ordered: Vec<&SeedWindow> = windows.iter().collect();
+    ordered.sort_by_key(|w| w.window);
+    for w in ordered {
+        let Some((index, length)) = window_for(bucket, w.window) else {
+            skip(&mut applied, bucket, w, SkipReason::NoSuchWindow);
+            continue;
+        };
+        match u32::try_from(w.limit) {
+            Ok(0) => {
+                let until = as_of + length;
+                bucket.block_until(until);
+                applied.blocked_until = applied.blocked_until.max(Some(until));
+                tracing::warn!(target: "tower_quota::seed", bucket = %bucket.label(), window = %w.name, "the server's limit is zero: blocked for one window");
+            }
+            Ok(limit) => set_limit(&mut applied, bucket, index, length, limit),
+            Err(_) => skip(&mut applied, bucket, w, SkipReason::LimitTooLarge),
+        }
+        if let Some(used) = w.used {
+            let added = bucket.raise_used(index, used, as_of, frees_at_of(w));
+            if added > 0 {
+                tracing::debug!(target: "tower_quota::seed", bucket = %bucket.label(), window = %w.name, added, "the server counted more than we did");
+            }
+            applied.units_added = applied.units_added.saturating_add(added);
+        }
+    }
+    applied
+}
+
+/// The index and length of the bucket's window for a seed window of `length`.
+fn window_for(bucket: &Bucket, length: Duration) -> Option<(usize, Duration)> {
+    let slack = length / 10;
+    (0..bucket.window_count())
+        .filter_map(|i| bucket.window_length(i).map(|l| (i, l)))
+        .filter(|(_, l)| *l >= length && *l - length <= slack)
+        .min_by_key(|(_, l)| *l)
+}
+
+fn set_limit(applied: &mut Applied, bucket: &Bucket, index: usize, length: Duration, to: u32) {
+    let Some(limit) = NonZeroU32::new(to) else {
+        return;
+    };
+    let from = bucket.limit(index).unwrap_or(0);
+    if from != to && bucket.set_limit(index, limit) {
+        tracing::info!(target: "tower_quota::seed", bucket = %bucket.label(), window = ?length, from, to, "the server's limit replaces ours");
+        applied.limits_changed.push(LimitChange {
+            window: length,
+            from,
+            to,
+        });
+    }
+}
+
+fn skip(applied: &mut Applied, bucket: &Bucket, w: &SeedWindow, reason: SkipReason) {
+    tracing::warn!(target: "tower_quota::seed", bucket = %bucket.label(), window = %w.name, ?reason, "seed window skipped");
+    applied.skipped.push(SkippedWindow {
+        name: w.name.clone(),
+        window: w.window,
+        reason,
+    });
+}

@@ -1,0 +1,185 @@
+//! Seed 002: the partner API's `GET /rateLimit/usage`.
+//!
+//! The body gives the calling system's last 24 hours (`total_requests`,
+//! `rate_limited_requests`, `rate_limit_percentage`, `peak_hour`) and its
+//! current ceilings in two scopes, `across_all_accounts` ([`SeedScope::Global`])
+//! and `per_account` ([`SeedScope::PerAccount`]), each a `default` catch-all
+//! plus per-route overrides keyed `METHOD.resource` (`GET.people`).
+//!
+//! The document names no window for the ceilings and gives no usage per
+//! route, so the window is configured (60 s unless the partner says
+//! otherwise) and every [`SeedWindow`] has `used: None`: this seed can set
+//! limits but not raise counts.
+//!
+//! Rules, as for seed 000: a body that is not complete JSON, or lacks
+//! `usage.current_limits`, is an error; an unknown scope, an empty route key or
+//! a limit that is not a count (negative, fractional, a string, beyond `u32`)
+//! is left out with a warning; a malformed summary field leaves the summary
+//! out with a warning, and the limits still count. The server caches the body
+//! for 30 s: poll it at most once a minute.
+
+use std::time::Duration;
+
+use super::error::SeedError;
+use super::json::{self, Json};
+use super::model::{DaySummary, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow};
+use super::warning::WarningKind;
+
+/// The window of seed 002's ceilings when the partner does not say: one minute.
+pub const PARTNER_DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+
+/// The name given to the configured window in the seed.
+const CONFIGURED: &str = "configured";
+
+/// Reads a seed 002 usage body; its ceilings are per `window`
+/// ([`PARTNER_DEFAULT_WINDOW`] unless the partner says otherwise).
+///
+/// # Errors
+///
+/// [`SeedError::ZeroWindow`] for a zero `window`; [`SeedError::Truncated`] or
+/// [`SeedError::NotJson`] for a body that is not one complete JSON document;
+/// [`SeedError::UnexpectedShape`] without an object at `usage.current_limits`;
+/// [`SeedError::NoFigures`] when neither a limit nor the summary could be read.
+///
+/// ```
+/// use tower_quota::seed::{parse_partner_usage, SeedScope, PARTNER_DEFAULT_WINDOW};
+///
+/// let body = br#"{"system": "your-system", "period": "last_24h", "usage": {
+///   "total_requests": 1247, "rate_limited_requests": 23, "rate_limit_percentage": 1.84,
+///   "peak_hour": "2026-05-19T14:00:00Z",
+///   "current_limits": { "per_account": { "default": 25 } } } }"#;
+/// let seed = parse_partner_usage(body, PARTNER_DEFAULT_WINDOW)?;
+/// assert_eq!(seed.entry(SeedScope::PerAccount, "default").map(|e| e.windows[0].limit), Some(25));
+/// assert_eq!(seed.summary.map(|s| s.rate_limited_requests), Some(23));
+/// # Ok::<(), tower_quota::seed::SeedError>(())
+/// ```
+pub fn parse_partner_usage(body: &[u8], window: Duration) -> Result<Seed, SeedError> {
+    if window.is_zero() {
+        return Err(SeedError::ZeroWindow);
+    }
+    let root = json::parse(body)?;
+    object_at(&root, "(the whole body)")?;
+    let usage = root.field("usage");
+    let usage = object_at_opt(usage, "usage")?;
+    let limits = object_at_opt(usage.field("current_limits"), "usage.current_limits")?;
+    let mut seed = Seed::new(SeedSource::PartnerUsage);
+    let day = summary(&root, usage, &mut seed);
+    seed.summary = day;
+    let Json::Object(scopes) = limits else {
+        return Err(SeedError::NoFigures);
+    };
+    for (scope_name, routes) in scopes {
+        let scope = match scope_name.as_str() {
+            "across_all_accounts" => SeedScope::Global,
+            "per_account" => SeedScope::PerAccount,
+            _ => {
+                seed.warn(None, Some(scope_name.as_str()), WarningKind::UnknownScope);
+                continue;
+            }
+        };
+        let Json::Object(routes) = routes else {
+            let found = routes.kind();
+            seed.warn(
+                None,
+                Some(scope_name.as_str()),
+                WarningKind::NotAnObject { found },
+            );
+            continue;
+        };
+        for (key, value) in routes {
+            let route = match key.as_str() {
+                "default" => SeedRoute::Default,
+                "" => {
+                    let why = "the route key is empty".to_owned();
+                    seed.warn(
+                        None,
+                        Some(scope_name.as_str()),
+                        WarningKind::BadRouteKey(why),
+                    );
+                    continue;
+                }
+                _ => SeedRoute::MethodResource(key.clone()),
+            };
+            let limit = match json::limit(Some(value)) {
+                Ok(limit) => limit,
+                Err(problem) => {
+                    let kind = WarningKind::BadValue {
+                        field: "limit",
+                        problem,
+                    };
+                    seed.warn(Some(key.as_str()), Some(scope_name.as_str()), kind);
+                    continue;
+                }
+            };
+            let mut entry = SeedEntry::new(route, scope);
+            entry.add_window(SeedWindow {
+                name: CONFIGURED.to_owned(),
+                window,
+                limit,
+                used: None,
+                remaining: None,
+                reset: None,
+            });
+            seed.add_entry(entry);
+        }
+    }
+    if seed.entries.is_empty() && seed.summary.is_none() {
+        return Err(SeedError::NoFigures);
+    }
+    Ok(seed)
+}
+
+fn object_at<'j>(value: &'j Json, at: &str) -> Result<&'j Json, SeedError> {
+    match value {
+        Json::Object(_) => Ok(value),
+        other => Err(SeedError::shape(at, "an object", other.kind())),
+    }
+}
+
+fn object_at_opt<'j>(value: Option<&'j Json>, at: &str) -> Result<&'j Json, SeedError> {
+    match value {
+        Some(v) => object_at(v, at),
+        None => Err(SeedError::shape(at, "an object", "nothing")),
+    }
+}
+
+/// The 24-hour summary, or `None` (with a warning) if a field is malformed.
+fn summary(root: &Json, usage: &Json, seed: &mut Seed) -> Option<DaySummary> {
+    let mut bad = |field: &'static str| {
+        seed.warn(None, None, WarningKind::BadSummary { field });
+        None
+    };
+    let Some(Json::String(system)) = root.field("system") else {
+        return bad("system");
+    };
+    let Some(Json::String(period)) = root.field("period") else {
+        return bad("period");
+    };
+    let Ok(total_requests) = json::count(usage.field("total_requests")) else {
+        return bad("total_requests");
+    };
+    let Ok(rate_limited_requests) = json::count(usage.field("rate_limited_requests")) else {
+        return bad("rate_limited_requests");
+    };
+    let rate_limit_percentage = match usage.field("rate_limit_percentage") {
+        Some(Json::Unsigned(n)) if *n <= 100 => *n as f64,
+        Some(Json::Float(x)) if (0.0..=100.0).contains(x) => *x,
+        _ => return bad("rate_limit_percentage"),
+    };
+    let peak_hour = match usage.field("peak_hour") {
+        Some(Json::String(hour)) => Some(hour.clone()),
+        Some(Json::Null) => None,
+        _ => return bad("peak_hour"),
+    };
+    if period != "last_24h" {
+        seed.warn(None, None, WarningKind::UnexpectedPeriod);
+    }
+    Some(DaySummary {
+        system: system.clone(),
+        period: period.clone(),
+        total_requests,
+        rate_limited_requests,
+        rate_limit_percentage,
+        peak_hour,
+    })
+}
