@@ -40,6 +40,12 @@ fn specs() -> Vec<Spec> {
             name: "key",
             windows: vec![(30, 100 * US, false)],
         },
+        // A ring of four slots: sixteen turns take 64 units, so a claimer
+        // preempted between reading and writing a slot sleeps through them.
+        Spec {
+            name: "tiny",
+            windows: vec![(1, 3 * US, false)],
+        },
         Spec {
             name: "fixed",
             windows: vec![(10, 50 * US, true)],
@@ -91,6 +97,9 @@ fn eight_threads_a_million_decisions_never_break_a_window() {
                     let route = (r % 2) as usize;
                     let mut which = vec![route, 2];
                     if r % 3 == 0 {
+                        which.push(4);
+                    }
+                    if r % 5 == 0 {
                         which.push(3);
                     }
                     let refs: Vec<&Arc<Bucket>> = which.iter().map(|&i| &buckets[i]).collect();

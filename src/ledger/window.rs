@@ -211,16 +211,21 @@ impl Window {
             let lap = self.lap(g);
             let value = (lap << LAP_SHIFT) | (d & TIME_MASK);
             let slot = self.slot(g);
-            // A plain store, not a compare-and-swap: this is the hot path. Only the
-            // claimer of this unit writes this lap of the slot; a claimer delayed
-            // past later laps is seen by the load below and does not write. If it
-            // is delayed between the load and the store, it leaves an older lap
-            // in the slot, which readers treat as unknown (the safe side); only a
-            // delay across sixteen full turns of the ring could alias a lap.
+            // Write only over an older unit, and only if the slot still holds
+            // what was read. Later units never leave earlier, so an earlier time
+            // is an older unit; laps alone (four bits) would alias after sixteen
+            // turns of the ring, which a claimer preempted between reading and
+            // writing can sleep through (the stress test caught exactly that
+            // with a plain store). On equal times the lap decides: units that
+            // leave at one instant are fewer than a ring's turn (more would break
+            // the window's limit), so the lap just behind ours is older. A slot
+            // left unwritten (a newer unit got there first) reads as unknown:
+            // the safe side.
             let old = slot.load(Ordering::Acquire);
-            let ahead = ((old >> LAP_SHIFT).wrapping_sub(lap)) & LAP_MASK;
-            if ahead == 0 || ahead > 7 {
-                slot.store(value, Ordering::Release);
+            let (old_time, t) = (old & TIME_MASK, d & TIME_MASK);
+            let behind = lap.wrapping_sub(old >> LAP_SHIFT) & LAP_MASK == 1;
+            if old_time < t || (old_time == t && behind) {
+                let _ = slot.compare_exchange(old, value, Ordering::AcqRel, Ordering::Relaxed);
             }
             if let Some(saved) = saved.as_deref_mut() {
                 saved.push(old);
