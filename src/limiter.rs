@@ -213,7 +213,10 @@ impl<C: Clock> Limiter<C> {
                     RouteBuckets::Shared(b) => Some(b.clone()),
                     RouteBuckets::Each(k) => Some(k.bucket(&key.into_owned(), now)?),
                 },
-                None => None,
+                // Not rate limited (the usage endpoints, say): charged to no
+                // scope at all, so a refresh is never held back by the quotas
+                // it refreshes.
+                None => return Ok(c),
             };
             if let Some(b) = bucket {
                 c.route = Some(c.buckets.len());
@@ -314,6 +317,38 @@ impl<C: Clock> Limiter<C> {
             Some((_, r)) => r,
             None => &self.rules,
         }
+    }
+
+    // ---- Accessors for seeding (src/seeding.rs) ----
+
+    /// The router, if routes are configured.
+    pub(crate) fn router(&self) -> Option<&dyn Router> {
+        self.router.as_deref()
+    }
+
+    /// The one bucket of undeclared routes ([`OtherRoutes::Shared`]).
+    pub(crate) fn shared_other_bucket(&self) -> Option<&Arc<Bucket>> {
+        match &self.other {
+            RouteBuckets::Shared(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The buckets of undeclared routes, one each ([`OtherRoutes::Each`]).
+    pub(crate) fn each_other_buckets(&self) -> Option<&KeyedBuckets<String>> {
+        match &self.other {
+            RouteBuckets::Each(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The per-account buckets that exist now; `None` without an account scope.
+    pub(crate) fn account_buckets(&self) -> Option<Vec<Arc<Bucket>>> {
+        self.accounts.as_ref().map(KeyScope::buckets)
+    }
+
+    pub(crate) fn account_scope(&self) -> Option<&KeyedBuckets<u64>> {
+        self.accounts.as_ref().map(KeyScope::keyed)
     }
 }
 

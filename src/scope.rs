@@ -99,6 +99,11 @@ impl KeyScope {
         self.buckets.bucket(&key, now).map(Some)
     }
 
+    /// The scope's buckets by key (for seeding their limits).
+    pub(crate) fn keyed(&self) -> &KeyedBuckets<u64> {
+        &self.buckets
+    }
+
     /// Every bucket of the scope (for reports).
     pub(crate) fn buckets(&self) -> Vec<Arc<Bucket>> {
         self.buckets.buckets()

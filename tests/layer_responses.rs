@@ -229,3 +229,40 @@ async fn the_snapshot_and_history_follow_the_traffic() {
     let shown = serde_json::to_string(&snap).unwrap_or_default();
     assert!(!shown.contains(SECRET), "no key in the report");
 }
+
+/// A request the router exempts (a usage endpoint) is charged to no scope at
+/// all: a refresh is never held back by the quotas it refreshes.
+#[tokio::test(start_paused = true)]
+async fn an_exempt_request_is_charged_to_no_scope() {
+    let clock = TokioClock::new();
+    // seed 002's router exempts its usage endpoint, GET /rateLimit/usage
+    let lim = Limiter::builder()
+        .clock(clock.clone())
+        .routes(
+            tower_quota::route::MethodResource::seed002(),
+            |_| Some(Quota::per_second(10).into()),
+            OtherRoutes::Each {
+                limits: Quota::per_second(10).into(),
+                cap: 10,
+            },
+        )
+        .per_api_key(KeySource::header("x-api-key"), Quota::per_second(1000), 10)
+        .build();
+    let inner = tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::builder().status(200).body(()).unwrap_or_default())
+    });
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(lim.clone()))
+        .service(inner);
+    let req = Request::get("http://api.example.com/rateLimit/usage")
+        .header("x-api-key", SECRET)
+        .body(())
+        .unwrap_or_default();
+    let resp = svc.oneshot(req).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), StatusCode::OK);
+    let snap = lim.snapshot(&tower_quota::report::Thresholds::default());
+    assert!(
+        snap.buckets.iter().all(|b| b.units_charged == 0),
+        "nothing charged anywhere: {snap:?}"
+    );
+}

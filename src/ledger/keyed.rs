@@ -11,6 +11,8 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::bucket::Bucket;
@@ -39,6 +41,9 @@ use crate::quota::Limits;
 pub struct KeyedBuckets<K> {
     scope: Arc<str>,
     limits: Limits,
+    /// Limits set at run time per window (0: the configured one), for every
+    /// bucket and the ones created later (see [`KeyedBuckets::set_limit`]).
+    overrides: Box<[AtomicU32]>,
     cap: usize,
     map: papaya::HashMap<K, Arc<Bucket>, foldhash::fast::RandomState>,
 }
@@ -57,9 +62,11 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     /// buckets at once.
     pub fn new(scope: impl Into<Arc<str>>, limits: impl Into<Limits>, cap: usize) -> Self {
         let cap = cap.max(1);
+        let limits: Limits = limits.into();
         KeyedBuckets {
             scope: scope.into(),
-            limits: limits.into(),
+            overrides: limits.quotas().iter().map(|_| AtomicU32::new(0)).collect(),
+            limits,
             cap,
             // Blocking resizes: papaya's default incremental mode can leave a
             // resize unfinished when entries only arrive through
@@ -117,6 +124,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         let b = map.get_or_insert_with(key.clone(), || {
             Arc::new(Bucket::new(label, self.limits.clone()))
         });
+        // After the insertion: a concurrent `set_limit` either stored its
+        // override before this read or finds this bucket in the map.
+        self.apply_overrides(b);
         Ok(f(b))
     }
 
@@ -162,5 +172,57 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
             std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
                 .hash_one(key);
         (h >> 32) as u32 ^ h as u32
+    }
+
+    // ---- Run-time limits (added for seeding, src/seeding.rs) ----
+
+    /// The limits the scope was configured with (before [`KeyedBuckets::set_limit`]).
+    pub fn configured_limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The limit of window `index` that buckets created now get: the one set
+    /// with [`KeyedBuckets::set_limit`], else the configured one.
+    pub fn limit(&self, index: usize) -> Option<u32> {
+        let configured = self.limits.quotas().get(index)?.limit();
+        let set = self.overrides.get(index)?.load(Ordering::SeqCst);
+        Some(if set == 0 { configured } else { set })
+    }
+
+    /// Replaces the limit of window `index` in every bucket of the scope and in
+    /// the ones created from now on (a server said so: DESIGN.md, contract 5).
+    /// What the buckets counted is kept. Returns `false` for an unknown window.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use tower_quota::clock::Nanos;
+    /// use tower_quota::ledger::KeyedBuckets;
+    /// use tower_quota::quota::Quota;
+    ///
+    /// let accounts = KeyedBuckets::new("per_account", Quota::per_minute(30), 100);
+    /// let old = accounts.bucket(&"acct-1", Nanos::ZERO).expect("room");
+    /// assert!(accounts.set_limit(0, NonZeroU32::MIN.saturating_add(24)));
+    /// let new = accounts.bucket(&"acct-2", Nanos::ZERO).expect("room");
+    /// assert_eq!((old.limit(0), new.limit(0), accounts.limit(0)), (Some(25), Some(25), Some(25)));
+    /// ```
+    pub fn set_limit(&self, index: usize, limit: NonZeroU32) -> bool {
+        let Some(slot) = self.overrides.get(index) else {
+            return false;
+        };
+        slot.store(limit.get(), Ordering::SeqCst);
+        for (_, b) in self.map.pin().iter() {
+            b.set_limit(index, limit);
+        }
+        true
+    }
+
+    fn apply_overrides(&self, bucket: &Bucket) {
+        for (i, slot) in self.overrides.iter().enumerate() {
+            if let Some(limit) = NonZeroU32::new(slot.load(Ordering::SeqCst)) {
+                if bucket.limit(i) != Some(limit.get()) {
+                    bucket.set_limit(i, limit);
+                }
+            }
+        }
     }
 }

@@ -73,6 +73,7 @@ mod error;
 mod json;
 mod model;
 mod partner;
+mod refresher;
 mod warning;
 mod window_names;
 
@@ -87,5 +88,9 @@ pub use error::SeedError;
 pub use json::BadCount;
 pub use model::{DaySummary, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow};
 pub use partner::{parse_partner_usage, PARTNER_DEFAULT_WINDOW};
+pub use refresher::{
+    BoxError, RefreshError, RefreshHandle, RefreshOutcome, Refresher, RefresherStatus,
+    UsageEndpoint, UsageResponse, DEFAULT_MIN_INTERVAL, DEFAULT_TIMEOUT,
+};
 pub use warning::{SeedWarning, WarningKind};
 pub use window_names::WindowNames;

@@ -1,0 +1,492 @@
+//! Applying a [`Seed`] to a live [`Limiter`]: which of its buckets each entry
+//! of a usage body describes.
+//!
+//! The rules are documented on [`Limiter::apply_seed`].
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use crate::clock::{Clock, Nanos};
+use crate::ledger::{Bucket, KeyedBuckets};
+use crate::limiter::Limiter;
+use crate::seed::{apply_to_bucket, Applied, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource};
+
+/// What [`Limiter::apply_seed`] did with a seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedReport {
+    /// Which usage endpoint the seed came from.
+    pub source: SeedSource,
+    /// The instant the figures were applied as of.
+    pub as_of: Nanos,
+    /// One row per bucket (or template) an entry was applied to, in the order
+    /// applied.
+    pub applied: Vec<AppliedSeedEntry>,
+    /// The entries (or parts of them) that changed nothing, and why.
+    pub skipped: Vec<SkippedSeedEntry>,
+}
+
+impl SeedReport {
+    /// Whether any bucket changed (a limit, a count, a block).
+    pub fn changed(&self) -> bool {
+        self.applied.iter().any(|a| a.applied.changed())
+    }
+
+    /// How many limits the server's replaced, over every bucket.
+    pub fn limits_changed(&self) -> usize {
+        self.applied
+            .iter()
+            .map(|a| a.applied.limits_changed.len())
+            .sum()
+    }
+
+    /// Units added for usage the server counted and the limiter had not.
+    pub fn units_added(&self) -> u64 {
+        self.applied
+            .iter()
+            .map(|a| a.applied.units_added)
+            .fold(0, u64::saturating_add)
+    }
+
+    /// The rows of the entry labelled `route` (`default` for the catch-all).
+    pub fn rows_for<'a>(&'a self, route: &'a str) -> impl Iterator<Item = &'a AppliedSeedEntry> {
+        self.applied.iter().filter(move |a| a.route == route)
+    }
+}
+
+/// One seed entry applied to one bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedSeedEntry {
+    /// The entry's route label (`api/v1/contacts#search`, `GET.people`,
+    /// `default`).
+    pub route: String,
+    /// The entry's scope.
+    pub scope: SeedScope,
+    /// What kind of bucket it went to.
+    pub target: SeedTarget,
+    /// The bucket's label (account buckets: the scope and a fingerprint, never
+    /// the key), or `"<scope> (new buckets)"` for a template.
+    pub bucket: Arc<str>,
+    /// What changed.
+    pub applied: Applied,
+}
+
+/// What kind of bucket a seed entry was applied to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SeedTarget {
+    /// A route the router declares.
+    DeclaredRoute,
+    /// The own bucket of a route the router does not declare
+    /// ([`OtherRoutes::Each`](crate::OtherRoutes::Each)), created if needed.
+    UndeclaredRoute,
+    /// The bucket all undeclared routes share
+    /// ([`OtherRoutes::Shared`](crate::OtherRoutes::Shared)); `default` only.
+    SharedOtherRoutes,
+    /// The limits buckets of undeclared routes are created with from now on
+    /// ([`OtherRoutes::Each`](crate::OtherRoutes::Each)); `default` only.
+    /// Usage counts are not carried over to buckets not yet created.
+    NewRouteBuckets,
+    /// An account bucket that existed when the seed was applied.
+    Account,
+    /// The limits account buckets are created with from now on (`default`
+    /// only). Usage counts are not carried over to buckets not yet created.
+    NewAccountBuckets,
+}
+
+/// A seed entry, or a part of one, that changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedSeedEntry {
+    /// The entry's route label.
+    pub route: String,
+    /// The entry's scope.
+    pub scope: SeedScope,
+    /// Why.
+    pub reason: SeedSkip,
+}
+
+/// Why a seed entry changed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SeedSkip {
+    /// The limiter charges no route buckets (it was built without
+    /// [`LimiterBuilder::routes`](crate::LimiterBuilder::routes)).
+    NoRouter,
+    /// The router does not declare the route and undeclared routes are
+    /// [`OtherRoutes::Unlimited`](crate::OtherRoutes::Unlimited).
+    UndeclaredUnlimited,
+    /// The router does not declare the route and undeclared routes share one
+    /// bucket ([`OtherRoutes::Shared`](crate::OtherRoutes::Shared)).
+    UndeclaredShared,
+    /// The route would need a bucket of its own, and the scope of undeclared
+    /// routes is full of busy buckets.
+    TooManyRoutes,
+    /// Per-account figures, and the limiter has no account scope.
+    NoAccountScope,
+    /// Per-account figures for one route: the limiter keeps one bucket per
+    /// account, not per account and route.
+    PerAccountRoute,
+}
+
+impl fmt::Display for SeedSkip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SeedSkip::NoRouter => "the limiter has no route buckets: configure `LimiterBuilder::routes`",
+            SeedSkip::UndeclaredUnlimited => "the router does not declare this route and undeclared routes are unlimited: declare it, or use `OtherRoutes::Each`",
+            SeedSkip::UndeclaredShared => "the router does not declare this route and undeclared routes share one bucket: declare it, or use `OtherRoutes::Each`",
+            SeedSkip::TooManyRoutes => "no bucket could be made for this undeclared route (the scope is full): raise the cap of `OtherRoutes::Each`",
+            SeedSkip::NoAccountScope => "per-account figures, but the limiter has no account scope: configure `LimiterBuilder::per_account`",
+            SeedSkip::PerAccountRoute => "per-account figures for a single route: the limiter keeps one bucket per account",
+        })
+    }
+}
+
+impl<C: Clock> Limiter<C> {
+    /// Applies what a usage endpoint said (`seed`, received at `as_of` on this
+    /// limiter's clock) to the buckets it describes, and reports what was
+    /// applied and what was skipped.
+    ///
+    /// [`apply_to_bucket`](crate::seed::apply_to_bucket) applies one entry to
+    /// one bucket; this method finds the buckets:
+    ///
+    /// | seed entry | buckets |
+    /// | --- | --- |
+    /// | a route (`api/v1/contacts#search`, `GET.people`) in scope [`SeedScope::Key`] or [`SeedScope::Global`] | the route bucket the router declares under that label; else, with [`OtherRoutes::Each`](crate::OtherRoutes::Each), the undeclared route's own bucket (created now if needed) |
+    /// | `default` in scope `Key` or `Global` | every declared route without an entry of its own, the bucket of [`OtherRoutes::Shared`](crate::OtherRoutes::Shared), every bucket of [`OtherRoutes::Each`](crate::OtherRoutes::Each) *and* the limits its buckets are created with from now on |
+    /// | `default` in scope [`SeedScope::PerAccount`] | every account bucket that exists now |
+    ///
+    /// Defaults are applied first, so a route's own entry has the last word.
+    ///
+    /// What is skipped, and why (each is in [`SeedReport::skipped`], with what to
+    /// do about it in its [`Display`](std::fmt::Display)):
+    /// - a route the router does not declare when undeclared routes are
+    ///   [`OtherRoutes::Unlimited`](crate::OtherRoutes::Unlimited) (there is no
+    ///   bucket to put the figures in, and creating one would change what the
+    ///   configuration asked for) or [`OtherRoutes::Shared`](crate::OtherRoutes::Shared)
+    ///   (one route's figures would wrongly limit every route sharing the bucket);
+    /// - per-account figures for one route: the limiter keeps one bucket per
+    ///   account, not per account and route;
+    /// - the limits of account buckets created after the seed: they start from
+    ///   the configured limits, and the next refresh applies the seed to them too
+    ///   (the account scope's template is not reachable from here yet).
+    /// - a window the bucket does not have: see [`Applied::skipped`](crate::seed::Applied::skipped).
+    ///
+    /// Nothing in a report is secret: routes are the server's own labels, and
+    /// account buckets are named by their scope and a fingerprint.
+    ///
+    /// Limits the server states replace the configured ones, up or down;
+    /// counts it states only ever raise the limiter's (DESIGN.md, contract 5).
+    /// Safe to call while traffic flows, and as often as the server is polled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::Method;
+    /// use tower_quota::clock::{Clock, ManualClock};
+    /// use tower_quota::quota::{Limits, Quota};
+    /// use tower_quota::route::Rails;
+    /// use tower_quota::seed::{parse_crm_usage, WindowNames};
+    /// use tower_quota::{Limiter, OtherRoutes};
+    ///
+    /// let clock = ManualClock::new();
+    /// let limiter = Limiter::builder()
+    ///     .clock(clock.clone())
+    ///     .routes(Rails::seed000(), |_| Some(Quota::per_minute(200).into()), OtherRoutes::Unlimited)
+    ///     .margin(Duration::ZERO)
+    ///     .build();
+    /// let body = br#"{"[\"api/v1/contacts\", \"search\"]": {
+    ///   "minute": { "limit": 100, "consumed": 30, "left_over": 70 } } }"#;
+    /// let seed = parse_crm_usage(body, &WindowNames::standard())?;
+    /// let report = limiter.apply_seed(&seed, clock.now());
+    /// assert_eq!((report.limits_changed(), report.units_added()), (1, 30));
+    ///
+    /// let bucket = limiter.route_bucket(&Method::POST, "/api/v1/contacts/search").expect("declared");
+    /// let minute = &bucket.state(clock.now()).windows[0];
+    /// assert_eq!((minute.limit, minute.used), (100, 30));
+    /// # Ok::<(), tower_quota::seed::SeedError>(())
+    /// ```
+    pub fn apply_seed(&self, seed: &Seed, as_of: Nanos) -> SeedReport {
+        let mut report = SeedReport {
+            source: seed.source,
+            as_of,
+            applied: Vec::new(),
+            skipped: Vec::new(),
+        };
+        // Defaults first: a route's own entry has the last word.
+        let (defaults, routes): (Vec<&SeedEntry>, Vec<&SeedEntry>) = seed
+            .entries
+            .iter()
+            .partition(|e| e.route == SeedRoute::Default);
+        for entry in defaults.into_iter().chain(routes) {
+            match entry.scope {
+                SeedScope::Key | SeedScope::Global => match entry.route {
+                    SeedRoute::Default => self.seed_route_default(seed, entry, as_of, &mut report),
+                    _ => self.seed_route(entry, as_of, &mut report),
+                },
+                SeedScope::PerAccount => self.seed_accounts(entry, as_of, &mut report),
+            }
+        }
+        tracing::info!(
+            target: "tower_quota::seed",
+            source = ?seed.source,
+            buckets = report.applied.len(),
+            limits_changed = report.limits_changed(),
+            units_added = report.units_added(),
+            skipped = report.skipped.len(),
+            "seed applied"
+        );
+        report
+    }
+
+    /// One route's entry: its declared bucket, or its own undeclared one.
+    fn seed_route(&self, entry: &SeedEntry, as_of: Nanos, report: &mut SeedReport) {
+        let label = entry.route.label();
+        let Some(router) = self.router() else {
+            return skip(report, entry, SeedSkip::NoRouter);
+        };
+        if let Some(bucket) = router
+            .find(label)
+            .and_then(|id| self.route_buckets().get(id.index()))
+        {
+            return applied(report, entry, SeedTarget::DeclaredRoute, bucket, as_of);
+        }
+        if let Some(each) = self.each_other_buckets() {
+            // The key the layer uses for an undeclared route is the router's
+            // name for it, which is the server's label.
+            match each.bucket(&label.to_owned(), self.clock().now()) {
+                Ok(bucket) => applied(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of),
+                Err(_) => skip(report, entry, SeedSkip::TooManyRoutes),
+            }
+        } else if self.shared_other_bucket().is_some() {
+            skip(report, entry, SeedSkip::UndeclaredShared);
+        } else {
+            skip(report, entry, SeedSkip::UndeclaredUnlimited);
+        }
+    }
+
+    /// The catch-all: every route bucket without an entry of its own, and the
+    /// limits of undeclared routes' buckets.
+    fn seed_route_default(
+        &self,
+        seed: &Seed,
+        entry: &SeedEntry,
+        as_of: Nanos,
+        report: &mut SeedReport,
+    ) {
+        let Some(router) = self.router() else {
+            return skip(report, entry, SeedSkip::NoRouter);
+        };
+        let own = |label: &str| {
+            seed.entries.iter().any(|e| {
+                matches!(e.scope, SeedScope::Key | SeedScope::Global) && e.route.label() == label
+            })
+        };
+        for (i, bucket) in self.route_buckets().iter().enumerate() {
+            let Ok(id) = u32::try_from(i) else { break };
+            if !own(router.label(crate::route::RouteId(id))) {
+                applied(report, entry, SeedTarget::DeclaredRoute, bucket, as_of);
+            }
+        }
+        if let Some(bucket) = self.shared_other_bucket() {
+            applied(report, entry, SeedTarget::SharedOtherRoutes, bucket, as_of);
+        }
+        if let Some(each) = self.each_other_buckets() {
+            for bucket in each.buckets() {
+                applied(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
+            }
+            let applied_template = template(each, entry, as_of);
+            report.applied.push(AppliedSeedEntry {
+                route: entry.route.label().to_owned(),
+                scope: entry.scope,
+                target: SeedTarget::NewRouteBuckets,
+                bucket: format!("{} (new buckets)", each.scope()).into(),
+                applied: applied_template,
+            });
+        }
+    }
+
+    /// Per-account figures: the catch-all goes to every account bucket.
+    fn seed_accounts(&self, entry: &SeedEntry, as_of: Nanos, report: &mut SeedReport) {
+        let Some(accounts) = self.account_buckets() else {
+            return skip(report, entry, SeedSkip::NoAccountScope);
+        };
+        if entry.route != SeedRoute::Default {
+            return skip(report, entry, SeedSkip::PerAccountRoute);
+        }
+        for bucket in &accounts {
+            applied(report, entry, SeedTarget::Account, bucket, as_of);
+        }
+        if let Some(keyed) = self.account_scope() {
+            let applied_template = template(keyed, entry, as_of);
+            report.applied.push(AppliedSeedEntry {
+                route: entry.route.label().to_owned(),
+                scope: entry.scope,
+                target: SeedTarget::NewAccountBuckets,
+                bucket: format!("{} (new buckets)", keyed.scope()).into(),
+                applied: applied_template,
+            });
+        }
+    }
+}
+
+fn applied(
+    report: &mut SeedReport,
+    entry: &SeedEntry,
+    target: SeedTarget,
+    bucket: &Bucket,
+    as_of: Nanos,
+) {
+    let applied = apply_to_bucket(bucket, &entry.windows, as_of, |_| None);
+    report.applied.push(AppliedSeedEntry {
+        route: entry.route.label().to_owned(),
+        scope: entry.scope,
+        target,
+        bucket: bucket.label().clone(),
+        applied,
+    });
+}
+
+fn skip(report: &mut SeedReport, entry: &SeedEntry, reason: SeedSkip) {
+    tracing::debug!(target: "tower_quota::seed", route = %entry.route.label(), scope = ?entry.scope, %reason, "seed entry skipped");
+    report.skipped.push(SkippedSeedEntry {
+        route: entry.route.label().to_owned(),
+        scope: entry.scope,
+        reason,
+    });
+}
+
+/// Applies `entry`'s limits to the limits `keyed` creates buckets with.
+///
+/// A probe bucket with the template's current limits goes through
+/// [`apply_to_bucket`], so windows are matched exactly as for real buckets;
+/// the limits it ends with become the template's. Counts are left out: a
+/// bucket not yet created has sent nothing.
+fn template<K>(keyed: &KeyedBuckets<K>, entry: &SeedEntry, as_of: Nanos) -> Applied
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+{
+    let probe = Bucket::new(
+        format!("{} (new buckets)", keyed.scope()),
+        keyed.configured_limits().clone(),
+    );
+    let current = |i| keyed.limit(i).and_then(NonZeroU32::new);
+    for i in 0..probe.window_count() {
+        if let Some(limit) = current(i) {
+            probe.set_limit(i, limit);
+        }
+    }
+    let mut windows = entry.windows.clone();
+    for w in &mut windows {
+        w.used = None;
+        w.remaining = None;
+    }
+    let applied = apply_to_bucket(&probe, &windows, as_of, |_| None);
+    for i in 0..probe.window_count() {
+        if let Some(limit) = probe.limit(i).and_then(NonZeroU32::new) {
+            if current(i) != Some(limit) {
+                keyed.set_limit(i, limit);
+            }
+        }
+    }
+    applied
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::quota::{Limits, Quota};
+    use crate::route::MethodResource;
+    use crate::scope::KeySource;
+    use crate::seed::{parse_partner_usage, PARTNER_DEFAULT_WINDOW};
+    use crate::OtherRoutes;
+
+    fn minute(n: u32) -> Limits {
+        Quota::per_minute(n).into()
+    }
+
+    const BODY: &[u8] = br#"{"system": "s", "period": "last_24h", "usage": {
+      "total_requests": 0, "rate_limited_requests": 0, "rate_limit_percentage": 0,
+      "peak_hour": null, "current_limits": {
+        "across_all_accounts": { "default": 750, "GET.people": 100, "POST.accounts": 40 },
+        "per_account": { "default": 25, "GET.people": 5 } } } }"#;
+
+    #[test]
+    fn seed002_defaults_overrides_and_accounts_reach_their_buckets() {
+        let clock = ManualClock::new();
+        let limiter = crate::Limiter::builder()
+            .clock(clock.clone())
+            .routes(
+                MethodResource::seed002(),
+                |l| (l == "GET.people").then(|| minute(120)),
+                OtherRoutes::Each {
+                    limits: minute(800),
+                    cap: 10,
+                },
+            )
+            .per_account(KeySource::header("x-api-key"), minute(30), 10)
+            .margin(Duration::ZERO)
+            .build();
+        // An account bucket and an undeclared route's bucket exist already.
+        let req = http::Request::get("/things/1")
+            .header("x-api-key", "k")
+            .body(())
+            .unwrap_or_default();
+        let charged = limiter.charge(&req, clock.now());
+        assert_eq!(charged.map(|c| c.buckets.len()).unwrap_or(0), 2);
+
+        let seed = parse_partner_usage(BODY, PARTNER_DEFAULT_WINDOW).expect("valid body");
+        let report = limiter.apply_seed(&seed, clock.now());
+
+        let limit = |m: Method, p: &str| {
+            limiter
+                .route_bucket(&m, p)
+                .and_then(|b| b.limit(0))
+                .unwrap_or(0)
+        };
+        assert_eq!(limit(Method::GET, "/people/1"), 100);
+        assert_eq!(limit(Method::GET, "/things/1"), 750, "existing undeclared");
+        assert_eq!(limit(Method::GET, "/new/1"), 750, "created after the seed");
+        assert_eq!(limit(Method::POST, "/accounts"), 40, "its own entry wins");
+        let accounts = limiter.account_buckets().unwrap_or_default();
+        assert_eq!(
+            accounts.iter().map(|b| b.limit(0)).collect::<Vec<_>>(),
+            [Some(25)]
+        );
+        let reasons: Vec<SeedSkip> = report.skipped.iter().map(|s| s.reason).collect();
+        assert_eq!(reasons, [SeedSkip::PerAccountRoute]);
+        assert!(report
+            .applied
+            .iter()
+            .any(|a| a.target == SeedTarget::NewAccountBuckets));
+        // An account first seen after the seed starts from the seeded limit.
+        let fresh = limiter
+            .account_scope()
+            .and_then(|k| k.bucket(&0xFEED, Nanos::ZERO).ok())
+            .and_then(|b| b.limit(0));
+        assert_eq!(fresh, Some(25));
+        assert!(report
+            .applied
+            .iter()
+            .any(|a| a.target == SeedTarget::NewRouteBuckets));
+    }
+
+    #[test]
+    fn seeds_need_somewhere_to_go() {
+        let limiter = crate::Limiter::builder().clock(ManualClock::new()).build();
+        let seed = parse_partner_usage(BODY, PARTNER_DEFAULT_WINDOW).expect("valid body");
+        let report = limiter.apply_seed(&seed, Nanos::ZERO);
+        assert!(!report.changed());
+        assert!(report
+            .skipped
+            .iter()
+            .all(|s| matches!(s.reason, SeedSkip::NoRouter | SeedSkip::NoAccountScope)));
+        assert_eq!(report.skipped.len(), 5);
+        assert!(SeedSkip::UndeclaredShared
+            .to_string()
+            .contains("OtherRoutes::Each"));
+    }
+}

@@ -1,0 +1,133 @@
+//! `Limiter::apply_seed`: each entry of a usage body reaches the buckets it
+//! describes, on a manual clock.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use http::Method;
+use tower_quota::clock::{Clock, ManualClock, Nanos};
+use tower_quota::ledger::KeyedBuckets;
+use tower_quota::quota::{Limits, Quota};
+use tower_quota::route::Rails;
+use tower_quota::seed::{parse_crm_usage, WindowNames};
+use tower_quota::{Limiter, OtherRoutes, SeedSkip, SeedTarget};
+
+const BODY: &[u8] = br#"{
+  "[\"api/v1/contacts\", \"search\"]": {
+    "day": { "limit": 6000, "consumed": 500, "left_over": 6000 },
+    "minute": { "limit": 150, "consumed": 10, "left_over": 190 }
+  },
+  "[\"api/v1/widgets\", \"show\"]": {
+    "minute": { "limit": 7, "consumed": 3, "left_over": 4 }
+  }
+}"#;
+
+fn limiter(clock: &ManualClock, other: OtherRoutes) -> std::sync::Arc<Limiter<ManualClock>> {
+    Limiter::builder()
+        .clock(clock.clone())
+        .routes(
+            Rails::seed000(),
+            |_| Some(Limits::new([Quota::per_minute(200), Quota::per_day(6000)])),
+            other,
+        )
+        .margin(Duration::ZERO)
+        .build()
+}
+
+#[test]
+fn seed000_raises_counts_and_replaces_limits_of_declared_routes() {
+    let clock = ManualClock::new();
+    let limiter = limiter(&clock, OtherRoutes::Unlimited);
+    let seed = parse_crm_usage(BODY, &WindowNames::standard()).expect("valid");
+    let report = limiter.apply_seed(&seed, clock.now());
+
+    let search = limiter
+        .route_bucket(&Method::POST, "/api/v1/contacts/search")
+        .expect("declared");
+    let state = search.state(clock.now());
+    // Conservative reading of the inconsistent day: used 500; the minute's
+    // limit is now the server's.
+    assert_eq!((state.windows[0].limit, state.windows[1].used), (150, 500));
+    let rows: Vec<_> = report.rows_for("api/v1/contacts#search").collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].target, SeedTarget::DeclaredRoute);
+    // The undeclared route has nowhere to go when undeclared routes are
+    // unlimited: skipped, with the reason.
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].route, "api/v1/widgets#show");
+    assert_eq!(report.skipped[0].reason, SeedSkip::UndeclaredUnlimited);
+    // Other declared routes are untouched.
+    let other = limiter
+        .route_bucket(&Method::GET, "/api/v1/contact_stages")
+        .expect("declared");
+    assert_eq!(other.state(clock.now()).windows[0].used, 0);
+    assert_eq!(other.limit(0), Some(200));
+}
+
+#[test]
+fn undeclared_routes_get_their_own_bucket_with_other_routes_each() {
+    let clock = ManualClock::new();
+    let limiter = limiter(
+        &clock,
+        OtherRoutes::Each {
+            limits: Quota::per_minute(60).into(),
+            cap: 10,
+        },
+    );
+    let seed = parse_crm_usage(BODY, &WindowNames::standard()).expect("valid");
+    let report = limiter.apply_seed(&seed, clock.now());
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    // The bucket the layer will charge `GET /api/v1/widgets/1` to is the one
+    // the seed made: limit 7, 3 used.
+    let widgets = limiter
+        .route_bucket(&Method::GET, "/api/v1/widgets/1")
+        .expect("one each");
+    let minute = &widgets.state(clock.now()).windows[0];
+    assert_eq!((minute.limit, minute.used), (7, 3));
+    assert_eq!(
+        report
+            .rows_for("api/v1/widgets#show")
+            .next()
+            .map(|r| r.target),
+        Some(SeedTarget::UndeclaredRoute)
+    );
+}
+
+#[test]
+fn a_shared_bucket_does_not_take_one_routes_figures() {
+    let clock = ManualClock::new();
+    let limiter = limiter(&clock, OtherRoutes::Shared(Quota::per_minute(60).into()));
+    let seed = parse_crm_usage(BODY, &WindowNames::standard()).expect("valid");
+    let report = limiter.apply_seed(&seed, clock.now());
+    assert_eq!(report.skipped[0].reason, SeedSkip::UndeclaredShared);
+    let shared = limiter
+        .route_bucket(&Method::GET, "/api/v1/widgets/1")
+        .expect("shared");
+    assert_eq!(shared.limit(0), Some(60));
+}
+
+#[test]
+fn applying_twice_adds_nothing_twice() {
+    let clock = ManualClock::new();
+    let limiter = limiter(&clock, OtherRoutes::Unlimited);
+    let seed = parse_crm_usage(BODY, &WindowNames::standard()).expect("valid");
+    let first = limiter.apply_seed(&seed, clock.now());
+    clock.advance(Duration::from_secs(1));
+    let second = limiter.apply_seed(&seed, clock.now());
+    assert_eq!(first.units_added(), 500);
+    assert_eq!((second.units_added(), second.limits_changed()), (0, 0));
+    assert!(!second.changed());
+}
+
+#[test]
+fn keyed_buckets_take_a_new_limit_now_and_for_later_buckets() {
+    let keyed = KeyedBuckets::new("per_account", Quota::per_minute(30), 10);
+    let before = keyed.bucket(&7u64, Nanos::ZERO).expect("room");
+    let limit = NonZeroU32::new(25).expect("non-zero");
+    assert!(keyed.set_limit(0, limit));
+    assert!(!keyed.set_limit(1, limit), "no second window");
+    let after = keyed.bucket(&8u64, Nanos::ZERO).expect("room");
+    assert_eq!((before.limit(0), after.limit(0)), (Some(25), Some(25)));
+    assert_eq!(keyed.limit(0), Some(25));
+    assert_eq!(keyed.configured_limits().quotas()[0].limit(), 30);
+}
