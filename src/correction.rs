@@ -78,6 +78,7 @@ impl<C: Clock> Limiter<C> {
                 let used = limit.saturating_sub(remaining.min(limit));
                 let added = bucket.raise_used(index, used, sent, reset);
                 if added > 0 {
+                    crate::metrics::corrected(bucket.label(), added);
                     tracing::debug!(bucket = %bucket.label(), window = ?length, added, "server counted more than we did");
                 }
                 room = remaining > 0;
@@ -106,6 +107,7 @@ impl<C: Clock> Limiter<C> {
                 .max()
                 .unwrap_or(received + self.block_without_headers);
             bucket.block_until(until);
+            crate::metrics::rate_limited(bucket.label());
             tracing::warn!(
                 bucket = %bucket.label(),
                 %status,

@@ -17,6 +17,7 @@
 
 pub mod clock;
 mod correction;
+pub mod credits;
 mod error;
 mod future;
 pub mod headers;
@@ -24,12 +25,14 @@ mod layer;
 pub mod ledger;
 mod limiter;
 pub mod message;
+pub mod metrics;
 pub mod quota;
 pub mod report;
 pub mod retry;
 pub mod route;
 pub mod scope;
 pub mod seed;
+mod seeding;
 mod service;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -38,4 +41,5 @@ pub use error::Error;
 pub use future::ResponseFuture;
 pub use layer::QuotaLayer;
 pub use limiter::{Limiter, LimiterBuilder, OtherRoutes, Target};
+pub use seeding::{AppliedSeedEntry, SeedReport, SeedSkip, SeedTarget, SkippedSeedEntry};
 pub use service::QuotaService;

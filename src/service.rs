@@ -69,8 +69,12 @@ where
         };
         let rules = limiter.rules_for(req.host());
         let cost = limiter.cost_of(&req);
+        let route = charged
+            .target(crate::Target::Route)
+            .map_or("unrouted", |b| &**b.label());
         match limiter.decide(&charged, cost, now) {
             Ok(Admission::Now) => {
+                crate::metrics::request(route, "admitted", None);
                 let future = self.inner.call(req);
                 ResponseFuture::sent(limiter, charged, now, rules, future)
             }
@@ -81,10 +85,9 @@ where
                 // The ready service goes with the request; a clone stays here.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
-                tracing::debug!(
-                    wait = ?reservation.departure().saturating_since(now),
-                    "waiting for room"
-                );
+                let wait = reservation.departure().saturating_since(now);
+                crate::metrics::request(route, "waited", Some(wait));
+                tracing::debug!(?wait, route, "waiting for room");
                 ResponseFuture::waiting(
                     limiter,
                     charged,
@@ -96,6 +99,7 @@ where
                 )
             }
             Err(refusal) => {
+                crate::metrics::request(route, "refused", None);
                 tracing::debug!(%refusal, "refused");
                 ResponseFuture::refused(limiter, refusal)
             }

@@ -117,17 +117,19 @@ fn admitted(server: &TestServer, windows: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_accounts_share_the_global_ceiling_without_a_429() {
     // 8 accounts x 25 = 200 > 100: the global ceiling binds.
-    let (seen, server) = run(8, 4).await;
+    let (seen, server) = run(8, 9).await;
     assert_eq!(seen.get(&429), None, "{seen:?}");
     let stats = server.stats();
     for b in &stats.buckets {
         assert!(b.max_in_any_window() <= b.windows[0].window.limit, "{b:?}");
     }
-    let got = admitted(&server, 3);
-    eprintln!("eight accounts: {got} of 300 ({:.1} %)", got as f64 / 3.0);
+    // Over eight windows, the first one's start-up loss included (see
+    // tests/layer_seed004.rs on reordered answers to a burst).
+    let got = admitted(&server, 8);
+    eprintln!("eight accounts: {got} of 800 ({:.1} %)", got as f64 / 8.0);
     assert!(
-        got as f64 >= 0.95 * 300.0,
-        "global ceiling used {got} of 300"
+        got as f64 >= 0.95 * 800.0,
+        "global ceiling used {got} of 800"
     );
     server.shutdown().await;
 }
@@ -139,11 +141,11 @@ async fn two_accounts_each_use_their_own_ceiling() {
     // it (its account) and takes the global ceiling when it leaves; reserving in
     // both made the other account queue behind it (measured 81-92 % before,
     // 98 % after).
-    let (seen, server) = run(2, 4).await;
+    let (seen, server) = run(2, 9).await;
     assert_eq!(seen.get(&429), None, "{seen:?}");
-    let got = admitted(&server, 3);
-    eprintln!("two accounts: {got} of 150 ({:.1} %)", got as f64 / 1.5);
-    assert!(got as f64 >= 0.95 * 150.0, "accounts used {got} of 150");
+    let got = admitted(&server, 8);
+    eprintln!("two accounts: {got} of 400 ({:.1} %)", got as f64 / 4.0);
+    assert!(got as f64 >= 0.95 * 400.0, "accounts used {got} of 400");
     server.shutdown().await;
 }
 
