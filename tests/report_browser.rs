@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_quota::clock::Nanos;
+use tower_quota::credits::{CreditBudget, Period};
 use tower_quota::ledger::{acquire, Bucket, MaxWait};
 use tower_quota::quota::Quota;
 use tower_quota::report::{render_html, Counters, History, Snapshot, Thresholds};
@@ -50,7 +51,8 @@ fn run(chromium: &Path, profile: &Path, extra: &[String], page: &Path) -> String
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A page with three buckets at 50, 80 and 95 % and thirty days of history.
+/// A page with three buckets at 50, 80 and 95 %, a credit budget at 40 % and
+/// thirty days of history.
 fn page() -> String {
     let buckets: Vec<(&str, Arc<Bucket>, u32)> = vec![
         (
@@ -78,7 +80,14 @@ fn page() -> String {
         .iter()
         .map(|(scope, b, _)| (*scope, &**b, Counters { rate_limited: 0 }))
         .collect();
-    let snapshot = Snapshot::of(&rows, Nanos::from_secs(1), &Thresholds::default());
+    let credits = CreditBudget::new(
+        "enrichment credits",
+        10_000,
+        Period::new(Duration::from_secs(30 * 86_400), Nanos::ZERO),
+    );
+    credits.charge(4_000, Nanos::ZERO);
+    let snapshot = Snapshot::of(&rows, Nanos::from_secs(1), &Thresholds::default())
+        .with_credits(&[&credits], Nanos::from_secs(1));
     let now = UNIX_EPOCH + Duration::from_secs(1_779_000_000);
     let history = History::new();
     for day in 0..30u64 {
@@ -144,11 +153,16 @@ fn the_page_shows_cards_bars_and_colours_in_a_real_browser() {
     let seen: serde_json::Value =
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
     let cards = seen["cards"].as_array().cloned().unwrap_or_default();
-    assert_eq!(cards.len(), 3, "one card per bucket: {seen}");
+    assert_eq!(
+        cards.len(),
+        4,
+        "one card per bucket and credit budget: {seen}"
+    );
     let expect = [
         ("GET /v1/users", "rgb(46, 139, 87)", 0.50), // healthy: green
         ("GET /v1/campaigns/:id", "rgb(245, 166, 35)", 0.80), // approaching: amber
         ("per_account#1a2b3c4d", "rgb(217, 48, 37)", 0.95), // critical: red
+        ("enrichment credits", "rgb(46, 139, 87)", 0.40), // credits, healthy
     ];
     for (card, (title, colour, share)) in cards.iter().zip(expect) {
         assert_eq!(card["title"], title);

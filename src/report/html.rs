@@ -88,6 +88,28 @@ fn window_html(out: &mut String, w: &WindowReport) {
     out.push_str("</p></div>");
 }
 
+/// A card for a credit budget: spent against the period's credits.
+fn credit_card_html(out: &mut String, c: &super::credit::CreditReport) {
+    let class = c.health.css_class();
+    let width = c.percent_used.clamp(0.0, 100.0);
+    let _ = write!(
+        out,
+        "<article class=\"card credit {class}\"><h2>{name}</h2><p class=\"scope\">credits</p>\
+<div class=\"window\"><div class=\"usage\"><span>{spent} / {limit} this period</span>\
+<span class=\"percent\">{percent}%</span></div>\
+<div class=\"bar\" role=\"progressbar\" aria-valuemin=\"0\" aria-valuemax=\"100\" aria-valuenow=\"{width}\">\
+<div class=\"fill {class}\" style=\"width:{width}%\"></div></div>\
+<p class=\"meta\">{remaining} left &middot; {health} &middot; next period in {next}</p></div></article>",
+        name = escape(&c.name),
+        spent = c.spent,
+        limit = c.limit,
+        percent = super::text::number(c.percent_used),
+        remaining = c.remaining,
+        health = c.health,
+        next = super::text::wait(c.next_period_in_ms),
+    );
+}
+
 fn card_html(out: &mut String, b: &BucketReport) {
     let _ = write!(
         out,
@@ -203,6 +225,9 @@ pub fn render_html(snapshot: &Snapshot, summary: &Summary24h, daily: &[DailyCoun
     out.push_str("</style></head><body><main><h1>API usage</h1><section class=\"cards\">");
     for b in &snapshot.buckets {
         card_html(&mut out, b);
+    }
+    for c in &snapshot.credits {
+        credit_card_html(&mut out, c);
     }
     out.push_str("</section>");
     summary_html(&mut out, summary);

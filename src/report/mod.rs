@@ -18,6 +18,7 @@
 //! Reports show bucket labels and scope names only. Keyed buckets are labelled
 //! `scope#fingerprint`, so API keys and account keys never reach a report.
 
+mod credit;
 mod date;
 mod health;
 mod history;
@@ -30,6 +31,7 @@ mod table;
 #[cfg(feature = "report")]
 mod text;
 
+pub use credit::CreditReport;
 pub use health::{Health, Thresholds};
 pub use history::{DailyCount, History, Summary24h};
 #[cfg(feature = "report")]

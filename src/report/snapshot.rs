@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::credit::CreditReport;
+
 use super::health::{Health, Thresholds};
 use crate::clock::Nanos;
 use crate::ledger::{Bucket, WindowState};
@@ -51,6 +53,9 @@ pub struct Snapshot {
     pub buckets: Vec<BucketReport>,
     /// The thresholds the health levels were computed with.
     pub thresholds: Thresholds,
+    /// Credit budgets, if any were added ([`Snapshot::with_credits`]).
+    #[serde(default)]
+    pub credits: Vec<CreditReport>,
 }
 
 /// One bucket of a [`Snapshot`].
@@ -177,6 +182,7 @@ impl Snapshot {
                 })
                 .collect(),
             thresholds: *thresholds,
+            credits: Vec::new(),
         }
     }
 

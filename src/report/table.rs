@@ -110,6 +110,18 @@ pub fn render_table(snapshot: &Snapshot) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    for c in &snapshot.credits {
+        let _ = writeln!(
+            out,
+            "credits {}: {}/{} ({}%, {}), next period in {}",
+            printable(&c.name),
+            c.spent,
+            c.limit,
+            text::number(c.percent_used),
+            c.health,
+            text::wait(c.next_period_in_ms)
+        );
+    }
     for bucket in &snapshot.buckets {
         if let Some(ms) = bucket.blocked_for_ms {
             let _ = writeln!(
