@@ -120,6 +120,11 @@ pub struct Limiter<C = TokioClock> {
     pub(crate) target: Target,
     pub(crate) offset_ms: std::sync::atomic::AtomicI64,
     pub(crate) history: History,
+    /// Routes the configuration did not declare but the server reported
+    /// limits for (through a seed), when undeclared routes are otherwise
+    /// unlimited or shared: the server is the authority.
+    reported: papaya::HashMap<String, Arc<Bucket>, foldhash::fast::RandomState>,
+    margin: Option<Duration>,
 }
 
 impl<C> fmt::Debug for Limiter<C> {
@@ -163,6 +168,12 @@ impl<C: Clock> Limiter<C> {
             RouteBuckets::Each(k) => all.extend(k.buckets().into_iter().map(|b| ("route", b))),
             RouteBuckets::Unlimited => {}
         }
+        all.extend(
+            self.reported
+                .pin()
+                .iter()
+                .map(|(_, b)| ("route", b.clone())),
+        );
         if let Some(s) = &self.accounts {
             all.extend(s.buckets().into_iter().map(|b| ("per_account", b)));
         }
@@ -191,10 +202,11 @@ impl<C: Clock> Limiter<C> {
         let router = self.router.as_ref()?;
         match router.route(method, path)? {
             RouteKey::Known(id) => self.routes.get(id.index()).cloned(),
-            RouteKey::Other(key) => match &self.other {
-                RouteBuckets::Unlimited => None,
-                RouteBuckets::Shared(b) => Some(b.clone()),
-                RouteBuckets::Each(k) => k.bucket(&key.into_owned(), self.clock.now()).ok(),
+            RouteKey::Other(key) => match (&self.other, self.reported_route(&key)) {
+                (RouteBuckets::Each(k), _) => k.bucket(&key.into_owned(), self.clock.now()).ok(),
+                (_, Some(own)) => Some(own),
+                (RouteBuckets::Unlimited, None) => None,
+                (RouteBuckets::Shared(b), None) => Some(b.clone()),
             },
         }
     }
@@ -206,12 +218,19 @@ impl<C: Clock> Limiter<C> {
             ..Charged::default()
         };
         if let Some(router) = &self.router {
+            let mut shared_too = None;
             let bucket = match router.route(req.method(), req.path()) {
                 Some(RouteKey::Known(id)) => self.routes.get(id.index()).cloned(),
-                Some(RouteKey::Other(key)) => match &self.other {
-                    RouteBuckets::Unlimited => None,
-                    RouteBuckets::Shared(b) => Some(b.clone()),
-                    RouteBuckets::Each(k) => Some(k.bucket(&key.into_owned(), now)?),
+                Some(RouteKey::Other(key)) => match (&self.other, self.reported_route(&key)) {
+                    (RouteBuckets::Each(k), _) => Some(k.bucket(&key.into_owned(), now)?),
+                    (RouteBuckets::Shared(shared), Some(own)) => {
+                        // its own limits from the server, and the shared ceiling
+                        shared_too = Some(shared.clone());
+                        Some(own)
+                    }
+                    (_, Some(own)) => Some(own),
+                    (RouteBuckets::Unlimited, None) => None,
+                    (RouteBuckets::Shared(b), None) => Some(b.clone()),
                 },
                 // Not rate limited (the usage endpoints, say): charged to no
                 // scope at all, so a refresh is never held back by the quotas
@@ -222,6 +241,7 @@ impl<C: Clock> Limiter<C> {
                 c.route = Some(c.buckets.len());
                 c.buckets.push(b);
             }
+            c.buckets.extend(shared_too);
         }
         if let Some(scope) = &self.accounts {
             if let Some(b) = scope.bucket(req, now)? {
@@ -236,6 +256,28 @@ impl<C: Clock> Limiter<C> {
             }
         }
         Ok(c)
+    }
+
+    /// The bucket of an undeclared route the server reported, if any (only
+    /// looked up once the server has reported one).
+    fn reported_route(&self, key: &str) -> Option<Arc<Bucket>> {
+        if self.reported.is_empty() {
+            return None;
+        }
+        self.reported.pin().get(key).cloned()
+    }
+
+    /// The bucket of undeclared route `label`, made with `limits` (padded like
+    /// every configured window) if the server reports it for the first time.
+    pub(crate) fn report_route(&self, label: &str, limits: Limits) -> Arc<Bucket> {
+        let limits = match self.margin {
+            Some(m) => limits.padded(|_| m),
+            None => limits.padded(default_margin),
+        };
+        self.reported
+            .pin()
+            .get_or_insert_with(label.to_owned(), || Arc::new(Bucket::new(label, limits)))
+            .clone()
     }
 
     pub(crate) fn cost_of(&self, req: &dyn HttpRequest) -> u32 {
@@ -578,6 +620,11 @@ impl<C: Clock> LimiterBuilder<C> {
             target: self.target,
             offset_ms: std::sync::atomic::AtomicI64::new(0),
             history: History::new(),
+            reported: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build(),
+            margin: self.margin,
         })
     }
 }

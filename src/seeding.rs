@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, Nanos};
 use crate::ledger::{Bucket, KeyedBuckets};
 use crate::limiter::Limiter;
+use crate::quota::{Limits, Quota};
 use crate::seed::{apply_to_bucket, Applied, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource};
 
 /// What [`Limiter::apply_seed`] did with a seed.
@@ -87,6 +88,10 @@ pub enum SeedTarget {
     /// ([`OtherRoutes::Each`](crate::OtherRoutes::Each)); `default` only.
     /// Usage counts are not carried over to buckets not yet created.
     NewRouteBuckets,
+    /// A route neither declared nor given buckets of its own by the
+    /// configuration (undeclared routes unlimited or shared): the server's
+    /// report gives it one.
+    ReportedRoute,
     /// An account bucket that existed when the seed was applied.
     Account,
     /// The limits account buckets are created with from now on (`default`
@@ -112,12 +117,9 @@ pub enum SeedSkip {
     /// The limiter charges no route buckets (it was built without
     /// [`LimiterBuilder::routes`](crate::LimiterBuilder::routes)).
     NoRouter,
-    /// The router does not declare the route and undeclared routes are
-    /// [`OtherRoutes::Unlimited`](crate::OtherRoutes::Unlimited).
-    UndeclaredUnlimited,
-    /// The router does not declare the route and undeclared routes share one
-    /// bucket ([`OtherRoutes::Shared`](crate::OtherRoutes::Shared)).
-    UndeclaredShared,
+    /// An undeclared route whose entry has no window a bucket can hold (a
+    /// limit of zero, or beyond `u32`).
+    NoUsableWindows,
     /// The route would need a bucket of its own, and the scope of undeclared
     /// routes is full of busy buckets.
     TooManyRoutes,
@@ -132,8 +134,7 @@ impl fmt::Display for SeedSkip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SeedSkip::NoRouter => "the limiter has no route buckets: configure `LimiterBuilder::routes`",
-            SeedSkip::UndeclaredUnlimited => "the router does not declare this route and undeclared routes are unlimited: declare it, or use `OtherRoutes::Each`",
-            SeedSkip::UndeclaredShared => "the router does not declare this route and undeclared routes share one bucket: declare it, or use `OtherRoutes::Each`",
+            SeedSkip::NoUsableWindows => "the server reported no window a bucket can hold for this undeclared route: check the usage payload",
             SeedSkip::TooManyRoutes => "no bucket could be made for this undeclared route (the scope is full): raise the cap of `OtherRoutes::Each`",
             SeedSkip::NoAccountScope => "per-account figures, but the limiter has no account scope: configure `LimiterBuilder::per_account`",
             SeedSkip::PerAccountRoute => "per-account figures for a single route: the limiter keeps one bucket per account",
@@ -256,10 +257,20 @@ impl<C: Clock> Limiter<C> {
                 Ok(bucket) => applied(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of),
                 Err(_) => skip(report, entry, SeedSkip::TooManyRoutes),
             }
-        } else if self.shared_other_bucket().is_some() {
-            skip(report, entry, SeedSkip::UndeclaredShared);
         } else {
-            skip(report, entry, SeedSkip::UndeclaredUnlimited);
+            // Undeclared routes are unlimited or share one bucket, but the server
+            // reports limits for this one: it gets a bucket of its own with them
+            // (and, if shared, still counts against the shared one too).
+            let quotas = entry
+                .windows
+                .iter()
+                .filter_map(|w| Quota::new(u32::try_from(w.limit).ok()?, w.window));
+            let limits = Limits::new(quotas);
+            if limits.quotas().is_empty() {
+                return skip(report, entry, SeedSkip::NoUsableWindows);
+            }
+            let bucket = self.report_route(label, limits);
+            applied(report, entry, SeedTarget::ReportedRoute, &bucket, as_of);
         }
     }
 
@@ -485,8 +496,8 @@ mod tests {
             .iter()
             .all(|s| matches!(s.reason, SeedSkip::NoRouter | SeedSkip::NoAccountScope)));
         assert_eq!(report.skipped.len(), 5);
-        assert!(SeedSkip::UndeclaredShared
+        assert!(SeedSkip::NoUsableWindows
             .to_string()
-            .contains("OtherRoutes::Each"));
+            .contains("usage payload"));
     }
 }

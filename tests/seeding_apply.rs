@@ -10,7 +10,7 @@ use tower_quota::ledger::KeyedBuckets;
 use tower_quota::quota::{Limits, Quota};
 use tower_quota::route::Rails;
 use tower_quota::seed::{parse_crm_usage, WindowNames};
-use tower_quota::{Limiter, OtherRoutes, SeedSkip, SeedTarget};
+use tower_quota::{Limiter, OtherRoutes, SeedTarget};
 
 const BODY: &[u8] = br#"{
   "[\"api/v1/contacts\", \"search\"]": {
@@ -51,11 +51,21 @@ fn seed000_raises_counts_and_replaces_limits_of_declared_routes() {
     let rows: Vec<_> = report.rows_for("api/v1/contacts#search").collect();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].target, SeedTarget::DeclaredRoute);
-    // The undeclared route has nowhere to go when undeclared routes are
-    // unlimited: skipped, with the reason.
-    assert_eq!(report.skipped.len(), 1);
-    assert_eq!(report.skipped[0].route, "api/v1/widgets#show");
-    assert_eq!(report.skipped[0].reason, SeedSkip::UndeclaredUnlimited);
+    // Undeclared routes are unlimited by configuration, but the server reports
+    // a limit for this one: the server is the authority, it gets a bucket.
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let widgets = limiter
+        .route_bucket(&Method::GET, "/api/v1/widgets/1")
+        .expect("the server reported it");
+    let minute = &widgets.state(clock.now()).windows[0];
+    assert_eq!((minute.limit, minute.used), (7, 3));
+    assert_eq!(
+        report
+            .rows_for("api/v1/widgets#show")
+            .next()
+            .map(|r| r.target),
+        Some(SeedTarget::ReportedRoute)
+    );
     // Other declared routes are untouched.
     let other = limiter
         .route_bucket(&Method::GET, "/api/v1/contact_stages")
@@ -99,11 +109,20 @@ fn a_shared_bucket_does_not_take_one_routes_figures() {
     let limiter = limiter(&clock, OtherRoutes::Shared(Quota::per_minute(60).into()));
     let seed = parse_crm_usage(BODY, &WindowNames::standard()).expect("valid");
     let report = limiter.apply_seed(&seed, clock.now());
-    assert_eq!(report.skipped[0].reason, SeedSkip::UndeclaredShared);
-    let shared = limiter
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    // The reported route gets its own bucket with the server's figures; the
+    // shared one keeps its limit (and still counts the route's requests).
+    let own = limiter
         .route_bucket(&Method::GET, "/api/v1/widgets/1")
-        .expect("shared");
-    assert_eq!(shared.limit(0), Some(60));
+        .expect("reported");
+    assert_eq!(own.state(clock.now()).windows[0].limit, 7);
+    let snapshot = limiter.snapshot(&tower_quota::report::Thresholds::default());
+    let shared = snapshot
+        .buckets
+        .iter()
+        .find(|b| b.label == "other routes")
+        .expect("the shared bucket");
+    assert_eq!(shared.windows[0].limit, 60);
 }
 
 #[test]
@@ -114,7 +133,8 @@ fn applying_twice_adds_nothing_twice() {
     let first = limiter.apply_seed(&seed, clock.now());
     clock.advance(Duration::from_secs(1));
     let second = limiter.apply_seed(&seed, clock.now());
-    assert_eq!(first.units_added(), 500);
+    // 500 on contacts#search's day, 3 on the reported widgets#show route
+    assert_eq!(first.units_added(), 503);
     assert_eq!((second.units_added(), second.limits_changed()), (0, 0));
     assert!(!second.changed());
 }
@@ -130,4 +150,48 @@ fn keyed_buckets_take_a_new_limit_now_and_for_later_buckets() {
     assert_eq!((before.limit(0), after.limit(0)), (Some(25), Some(25)));
     assert_eq!(keyed.limit(0), Some(25));
     assert_eq!(keyed.configured_limits().quotas()[0].limit(), 30);
+}
+
+/// Through the layer: a reported route with undeclared routes shared is
+/// charged to its own bucket (the server's 7, 3 used) and to the shared one.
+#[tokio::test(start_paused = true)]
+async fn a_reported_route_is_charged_to_its_bucket_and_the_shared_one() {
+    use tower::ServiceExt;
+    let limiter = Limiter::builder()
+        .routes(
+            Rails::seed000(),
+            |_| Some(Limits::new([Quota::per_minute(200), Quota::per_day(6000)])),
+            OtherRoutes::Shared(Quota::per_minute(60).into()),
+        )
+        .max_wait(tower_quota::ledger::MaxWait::Never)
+        .margin(Duration::ZERO)
+        .build();
+    let seed = parse_crm_usage(BODY, &WindowNames::standard()).expect("valid");
+    let _ = limiter.apply_seed(&seed, limiter.clock().now());
+    let inner = tower::service_fn(|_req: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    });
+    let svc = tower::ServiceBuilder::new()
+        .layer(tower_quota::QuotaLayer::new(limiter.clone()))
+        .service(inner);
+    let mut sent = 0;
+    for _ in 0..10 {
+        let req = http::Request::get("http://crm.example/api/v1/widgets/1")
+            .body(())
+            .unwrap_or_default();
+        if svc.clone().oneshot(req).await.is_ok() {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 4, "7 per minute, 3 already used");
+    let snapshot = limiter.snapshot(&tower_quota::report::Thresholds::default());
+    let shared = snapshot
+        .buckets
+        .iter()
+        .find(|b| b.label == "other routes")
+        .expect("shared");
+    assert_eq!(
+        shared.windows[0].used, 4,
+        "the shared ceiling counts them too"
+    );
 }
