@@ -528,3 +528,80 @@ async fn failures_change_no_limit_and_are_reported() {
     assert!(status.last_error.is_none() && status.last_ok.is_some());
     assert_eq!((status.polls, status.failures), (8, 7));
 }
+
+/// A loopback HTTP server that answers every request with the next raw
+/// response of `answers` (then closes the connection).
+async fn raw_server(answers: Vec<String>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for answer in answers {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock.write_all(answer.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A complete HTTP/1.1 response with `body` (its length computed).
+fn response(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The same failures from a real server on loopback, through a real HTTP client
+/// behind the layer: each is reported in the status, no limit changes, and a
+/// good answer then applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_loopback_endpoint_changes_no_limit() {
+    let good = r#"{"system":"sys","period":"last_24h","usage":{"total_requests":1,"rate_limited_requests":0,"rate_limit_percentage":0,"peak_hour":null,"current_limits":{"across_all_accounts":{"default":750,"GET.people":90},"per_account":{"default":25}}}}"#;
+    let base = raw_server(vec![
+        response("503 Service Unavailable", "text/plain", ""),
+        response("200 OK", "text/html", "<html>maintenance</h>"),
+        response("200 OK", "application/json", &good[..good.len() / 2]),
+        response("200 OK", "application/json", good),
+    ])
+    .await;
+    let limiter = partner_limiter();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(limiter.clone()))
+        .service(client);
+    let endpoint = UsageEndpoint::partner(&base, "sys", "system-secret", "acct-secret")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refresher = Refresher::new(limiter.clone(), svc, endpoint).min_interval(Duration::ZERO);
+
+    let e = refresher.refresh_once().await.err();
+    assert_eq!(e, Some(RefreshError::Status(503)));
+    let e = refresher.refresh_once().await.err();
+    assert!(
+        matches!(e, Some(RefreshError::Seed(SeedError::NotJson { .. }))),
+        "{e:?}"
+    );
+    let e = refresher.refresh_once().await.err();
+    assert!(
+        matches!(e, Some(RefreshError::Seed(SeedError::Truncated { .. }))),
+        "{e:?}"
+    );
+    assert_eq!(
+        people_limit(&limiter),
+        Some(120),
+        "no failure changes a limit"
+    );
+    assert_eq!(refresher.status().failures, 3);
+    assert!(matches!(
+        refresher.refresh_once().await,
+        Ok(RefreshOutcome::Applied(_))
+    ));
+    assert_eq!(people_limit(&limiter), Some(90), "the good answer applies");
+}
