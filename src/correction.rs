@@ -68,6 +68,12 @@ impl<C: Clock> Limiter<C> {
                 .and_then(|l| u32::try_from(l).ok())
                 .and_then(NonZeroU32::new)
             {
+                // A new limit from the server, within what the bucket was built
+                // for: a huge or hostile value never loosens it further.
+                let limit = match bucket.capacity(index).and_then(NonZeroU32::new) {
+                    Some(cap) => limit.min(cap),
+                    None => limit,
+                };
                 if bucket.limit(index) != Some(limit.get()) && bucket.note_observation(sent) {
                     tracing::info!(bucket = %bucket.label(), window = ?length, limit = limit.get(), "server announced a new limit");
                     bucket.set_limit(index, limit);

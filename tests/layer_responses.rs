@@ -266,3 +266,101 @@ async fn an_exempt_request_is_charged_to_no_scope() {
         "nothing charged anywhere: {snap:?}"
     );
 }
+
+/// Some APIs answer 403 when rate limited: which statuses mean "rate limited"
+/// is configurable, and only those block.
+#[tokio::test(start_paused = true)]
+async fn the_rate_limited_statuses_are_configurable() {
+    let inner = || {
+        tower::service_fn(|_req: Request<()>| async {
+            let resp = Response::builder()
+                .status(403)
+                .header("retry-after", "5")
+                .body(());
+            Ok::<_, Infallible>(resp.unwrap_or_default())
+        })
+    };
+    for (statuses, blocks) in [
+        (vec![StatusCode::TOO_MANY_REQUESTS], false),
+        (vec![StatusCode::FORBIDDEN], true),
+    ] {
+        let clock = TokioClock::new();
+        let routes = Templates::from_routes([("GET", "/v1/campaigns/:id")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let lim = Limiter::builder()
+            .clock(clock.clone())
+            .routes(
+                routes,
+                |_| Some(Quota::per_second(10).into()),
+                OtherRoutes::Unlimited,
+            )
+            .rate_limited_statuses(statuses)
+            .build();
+        let svc = ServiceBuilder::new()
+            .layer(QuotaLayer::new(lim.clone()))
+            .service(inner());
+        let _ = svc.oneshot(request()).await;
+        let bucket = lim
+            .route_bucket(&http::Method::GET, "/v1/campaigns/7")
+            .unwrap_or_else(|| panic!("route bucket"));
+        assert_eq!(
+            bucket.blocked_until(clock.now()).is_some(),
+            blocks,
+            "403 blocks: {blocks}"
+        );
+    }
+}
+
+/// A huge announced limit (hostile, or a server bug) never raises a bucket
+/// beyond what it was built for; a modest raise within its capacity is taken.
+#[tokio::test(start_paused = true)]
+async fn a_huge_announced_limit_never_loosens_the_bucket() {
+    let clock = TokioClock::new();
+    let routes =
+        Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
+    let lim = Limiter::builder()
+        .clock(clock.clone())
+        .routes(
+            routes,
+            |_| Some(tower_quota::quota::Limits::from(Quota::per_second(10)).capacity(20)),
+            OtherRoutes::Unlimited,
+        )
+        .build();
+    let answer = Arc::new(Mutex::new("4000000000"));
+    let inner = {
+        let answer = answer.clone();
+        tower::service_fn(move |_req: Request<()>| {
+            let limit = answer.lock().map(|a| *a).unwrap_or("0");
+            async move {
+                let resp = Response::builder()
+                    .status(200)
+                    .header("x-ratelimit-limit", limit)
+                    .header("x-ratelimit-remaining", "5")
+                    .body(());
+                Ok::<_, Infallible>(resp.unwrap_or_default())
+            }
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(lim.clone()))
+        .service(inner);
+    let bucket = lim
+        .route_bucket(&http::Method::GET, "/v1/campaigns/7")
+        .unwrap_or_else(|| panic!("route bucket"));
+    let _ = svc.clone().oneshot(request()).await;
+    assert_eq!(
+        bucket.limit(0),
+        Some(20),
+        "clamped to the capacity reserved"
+    );
+    if let Ok(mut a) = answer.lock() {
+        *a = "15";
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let _ = svc.oneshot(request()).await;
+    assert_eq!(
+        bucket.limit(0),
+        Some(15),
+        "a raise within capacity is the server's word"
+    );
+}

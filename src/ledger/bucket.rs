@@ -357,6 +357,12 @@ impl Bucket {
         self.windows.len()
     }
 
+    /// The largest limit window `index` was built to keep exactly: its
+    /// configured limit, or more if reserved with [`Limits::capacity`].
+    pub fn capacity(&self, index: usize) -> Option<u32> {
+        self.windows.get(index).map(Window::capacity)
+    }
+
     /// The length of window `index`.
     pub fn window_length(&self, index: usize) -> Option<Duration> {
         self.windows

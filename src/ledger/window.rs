@@ -32,6 +32,8 @@ pub(crate) struct Window {
     group: u64,
     /// log2 of the number of slots (a power of two: index and lap by mask and shift).
     shift: u32,
+    /// The largest limit this window keeps exact.
+    capacity: u32,
     slots: Box<[AtomicU64]>,
 }
 
@@ -60,6 +62,7 @@ impl Window {
             },
             group,
             shift: slots.trailing_zeros(),
+            capacity,
             slots: (0..slots).map(|_| AtomicU64::new(empty_slot())).collect(),
         }
     }
@@ -67,6 +70,10 @@ impl Window {
     #[inline]
     pub(crate) fn limit(&self) -> u32 {
         self.limit.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
     }
 
     pub(crate) fn set_limit(&self, limit: u32) {
@@ -192,15 +199,18 @@ impl Window {
     #[inline]
     fn group_ends(&self, first: u64, cost: u64) -> impl Iterator<Item = u64> {
         let g = self.group;
-        if g == 1 {
-            return first..first + cost;
-        }
-        // group k ends with unit k*g + g - 1; the first that ends at or after `first`
-        // (g is a power of two):
-        let from = ((first + 1).div_ceil(g)) - 1;
-        let end = first + cost; // exclusive
-                                // the last group that ends before `end`
-        from..end / g
+        let end = first.saturating_add(cost); // exclusive
+        let (from, to) = if g == 1 {
+            (first, end)
+        } else {
+            // group k ends with unit k*g + g - 1: from the first that ends at or
+            // after `first` (g is a power of two) to the last before `end`
+            ((first + 1).div_ceil(g) - 1, end / g)
+        };
+        // Of one claim, only the last turn of the ring survives in it: a claim
+        // of millions of units (a server's count in a correction) costs one
+        // turn, not millions of writes.
+        from.max(to.saturating_sub(self.slots.len() as u64))..to
     }
 
     /// Writes the departure time `d` of units `first..first + cost`, pushing the
@@ -431,5 +441,9 @@ mod tests {
         let exact = Window::new(&q(6, 10), Storage::Exact, 6);
         let ends: Vec<u64> = exact.group_ends(4, 3).collect();
         assert_eq!(ends, vec![4, 5, 6]);
+        // A claim of a million units writes one turn of the ring, the last one.
+        let ends: Vec<u64> = exact.group_ends(0, 1_000_000).collect();
+        assert_eq!(ends.len(), exact.slots.len());
+        assert_eq!(ends.last(), Some(&999_999));
     }
 }
