@@ -364,3 +364,58 @@ async fn a_huge_announced_limit_never_loosens_the_bucket() {
         "a raise within capacity is the server's word"
     );
 }
+
+/// A server whose clock runs 10 s fast says "429, resets at <its now + 30 s>"
+/// as an absolute Unix time: the layer reads the server's clock from its
+/// `Date` and blocks for about 30 s, not 40 s.
+#[tokio::test(start_paused = true)]
+async fn absolute_resets_are_read_on_the_servers_clock() {
+    let clock = TokioClock::new();
+    let routes =
+        Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
+    let lim = Limiter::builder()
+        .clock(clock.clone())
+        .routes(
+            routes,
+            |_| Some(Quota::per_minute(10).into()),
+            OtherRoutes::Unlimited,
+        )
+        .margin(Duration::ZERO)
+        .build();
+    let inner = {
+        let clock = clock.clone();
+        tower::service_fn(move |_req: Request<()>| {
+            let server_now = clock.to_wall(clock.now()) + Duration::from_secs(10);
+            let reset = (server_now + Duration::from_secs(30))
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            async move {
+                let resp = Response::builder()
+                    .status(429)
+                    .header("date", httpdate::fmt_http_date(server_now))
+                    .header("x-ratelimit-limit", "10")
+                    .header("x-ratelimit-remaining", "0")
+                    .header("x-ratelimit-reset", reset.to_string())
+                    .body(());
+                Ok::<_, Infallible>(resp.unwrap_or_default())
+            }
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(lim.clone()))
+        .service(inner);
+    let _ = svc.oneshot(request()).await;
+    let bucket = lim
+        .route_bucket(&http::Method::GET, "/v1/campaigns/7")
+        .unwrap_or_else(|| panic!("route bucket"));
+    let blocked = bucket
+        .blocked_until(clock.now())
+        .map(|t| t.saturating_since(clock.now()))
+        .unwrap_or(Duration::ZERO);
+    // Date and the reset have one-second resolution.
+    assert!(
+        blocked >= Duration::from_secs(29) && blocked <= Duration::from_secs(32),
+        "blocked for {blocked:?}; trusting the local clock would say 40 s"
+    );
+}
