@@ -41,7 +41,13 @@ pub(crate) fn read(
         let w = WindowObservation {
             name: m.value.name().map(str::to_owned),
             window: m.param("w").and_then(window),
-            limit: m.param("q").and_then(Bare::number).and_then(count),
+            // `q` from draft -08 on; an intermediate revision named it `l`
+            // (`RateLimit-Policy: default;l=100;w=10`).
+            limit: m
+                .param("q")
+                .or_else(|| m.param("l"))
+                .and_then(Bare::number)
+                .and_then(count),
             ..WindowObservation::default()
         };
         upsert(&mut current, w, server_now);
