@@ -12,36 +12,13 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_quota::clock::{Clock, Nanos, TokioClock};
-use tower_quota::ledger::MaxWait;
 use tower_quota::quota::Quota;
 use tower_quota::route::Templates;
 use tower_quota::scope::KeySource;
 use tower_quota::{Limiter, OtherRoutes, QuotaLayer};
 
-const SECRET: &str = "sk_live_very_secret_key";
-
-fn limiter(clock: TokioClock, per_second: u32) -> Arc<Limiter<TokioClock>> {
-    let routes =
-        Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
-    Limiter::builder()
-        .clock(clock)
-        .routes(
-            routes,
-            |_| Some(Quota::per_second(per_second).into()),
-            OtherRoutes::Unlimited,
-        )
-        .per_api_key(KeySource::header("x-api-key"), Quota::per_second(1000), 10)
-        .max_wait(MaxWait::Forever)
-        .margin(Duration::ZERO)
-        .build()
-}
-
-fn request() -> Request<()> {
-    Request::get("http://api.example.com/v1/campaigns/7")
-        .header("x-api-key", SECRET)
-        .body(())
-        .unwrap_or_default()
-}
+mod common;
+use common::{limiter, request, SECRET};
 
 /// A server that answers its first request, 100 ms later, with 429 and
 /// `Retry-After: 2`, and 200 to the rest. Thirty requests are already waiting,

@@ -6,41 +6,14 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use http::{Request, Response};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_quota::clock::TokioClock;
-use tower_quota::ledger::MaxWait;
-use tower_quota::quota::Quota;
-use tower_quota::route::Templates;
-use tower_quota::scope::KeySource;
-use tower_quota::{Limiter, OtherRoutes, QuotaLayer};
+use tower_quota::QuotaLayer;
 
-const SECRET: &str = "sk_live_very_secret_key";
-
-fn limiter(clock: TokioClock, per_second: u32) -> Arc<Limiter<TokioClock>> {
-    let routes =
-        Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
-    Limiter::builder()
-        .clock(clock)
-        .routes(
-            routes,
-            |_| Some(Quota::per_second(per_second).into()),
-            OtherRoutes::Unlimited,
-        )
-        .per_api_key(KeySource::header("x-api-key"), Quota::per_second(1000), 10)
-        .max_wait(MaxWait::Forever)
-        .margin(Duration::ZERO)
-        .build()
-}
-
-fn request() -> Request<()> {
-    Request::get("http://api.example.com/v1/campaigns/7")
-        .header("x-api-key", SECRET)
-        .body(())
-        .unwrap_or_default()
-}
+mod common;
+use common::{limiter, request, SECRET};
 
 /// Records every event as `level target field=value ...`.
 #[derive(Clone, Default)]

@@ -1,0 +1,40 @@
+//! Helpers shared by the layer's in-process tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use tower_quota::clock::TokioClock;
+use tower_quota::ledger::MaxWait;
+use tower_quota::quota::Quota;
+use tower_quota::route::Templates;
+use tower_quota::scope::KeySource;
+use tower_quota::{Limiter, OtherRoutes};
+
+/// An API key the tests check never shows up anywhere.
+pub const SECRET: &str = "sk_live_very_secret_key";
+
+/// One route, `GET /v1/campaigns/:id`, at `per_second`, plus an API-key scope.
+pub fn limiter(clock: TokioClock, per_second: u32) -> Arc<Limiter<TokioClock>> {
+    let routes =
+        Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
+    Limiter::builder()
+        .clock(clock)
+        .routes(
+            routes,
+            |_| Some(Quota::per_second(per_second).into()),
+            OtherRoutes::Unlimited,
+        )
+        .per_api_key(KeySource::header("x-api-key"), Quota::per_second(1000), 10)
+        .max_wait(MaxWait::Forever)
+        .margin(Duration::ZERO)
+        .build()
+}
+
+/// A request to that route, with the API key.
+pub fn request() -> Request<()> {
+    Request::get("http://api.example.com/v1/campaigns/7")
+        .header("x-api-key", SECRET)
+        .body(())
+        .unwrap_or_default()
+}
