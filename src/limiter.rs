@@ -202,13 +202,24 @@ impl<C: Clock> Limiter<C> {
         let router = self.router.as_ref()?;
         match router.route(method, path)? {
             RouteKey::Known(id) => self.routes.get(id.index()).cloned(),
-            RouteKey::Other(key) => match (&self.other, self.reported_route(&key)) {
-                (RouteBuckets::Each(k), _) => k.bucket(&key.into_owned(), self.clock.now()).ok(),
-                (_, Some(own)) => Some(own),
-                (RouteBuckets::Unlimited, None) => None,
-                (RouteBuckets::Shared(b), None) => Some(b.clone()),
-            },
+            RouteKey::Other(key) => self.undeclared(key, self.clock.now()).ok()?.0,
         }
+    }
+
+    /// The buckets of an undeclared route: its own (an `Each` bucket, or one the
+    /// server reported) or the shared one, and the shared ceiling too when the
+    /// route also has its own from the server.
+    fn undeclared(
+        &self,
+        key: std::borrow::Cow<'_, str>,
+        now: Nanos,
+    ) -> Result<RouteCharge, Refusal> {
+        Ok(match (&self.other, self.reported_route(&key)) {
+            (RouteBuckets::Each(k), _) => (Some(k.bucket(&key.into_owned(), now)?), None),
+            (RouteBuckets::Shared(shared), Some(own)) => (Some(own), Some(shared.clone())),
+            (RouteBuckets::Unlimited, own) => (own, None),
+            (RouteBuckets::Shared(b), None) => (Some(b.clone()), None),
+        })
     }
 
     /// The buckets `req` is charged to.
@@ -218,20 +229,9 @@ impl<C: Clock> Limiter<C> {
             ..Charged::default()
         };
         if let Some(router) = &self.router {
-            let mut shared_too = None;
-            let bucket = match router.route(req.method(), req.path()) {
-                Some(RouteKey::Known(id)) => self.routes.get(id.index()).cloned(),
-                Some(RouteKey::Other(key)) => match (&self.other, self.reported_route(&key)) {
-                    (RouteBuckets::Each(k), _) => Some(k.bucket(&key.into_owned(), now)?),
-                    (RouteBuckets::Shared(shared), Some(own)) => {
-                        // its own limits from the server, and the shared ceiling
-                        shared_too = Some(shared.clone());
-                        Some(own)
-                    }
-                    (_, Some(own)) => Some(own),
-                    (RouteBuckets::Unlimited, None) => None,
-                    (RouteBuckets::Shared(b), None) => Some(b.clone()),
-                },
+            let (bucket, shared_too) = match router.route(req.method(), req.path()) {
+                Some(RouteKey::Known(id)) => (self.routes.get(id.index()).cloned(), None),
+                Some(RouteKey::Other(key)) => self.undeclared(key, now)?,
                 // Not rate limited (the usage endpoints, say): charged to no
                 // scope at all, so a refresh is never held back by the quotas
                 // it refreshes.
@@ -270,10 +270,7 @@ impl<C: Clock> Limiter<C> {
     /// The bucket of undeclared route `label`, made with `limits` (padded like
     /// every configured window) if the server reports it for the first time.
     pub(crate) fn report_route(&self, label: &str, limits: Limits) -> Arc<Bucket> {
-        let limits = match self.margin {
-            Some(m) => limits.padded(|_| m),
-            None => limits.padded(default_margin),
-        };
+        let limits = pad(limits, self.margin);
         self.reported
             .pin()
             .get_or_insert_with(label.to_owned(), || Arc::new(Bucket::new(label, limits)))
@@ -428,9 +425,20 @@ pub struct LimiterBuilder<C> {
     margin: Option<Duration>,
 }
 
+/// A route's own bucket, and the shared ceiling it also counts against.
+type RouteCharge = (Option<Arc<Bucket>>, Option<Arc<Bucket>>);
+
 /// The default safety margin: 1 % of the window, at most 50 ms.
 fn default_margin(window: Duration) -> Duration {
     (window / 100).min(Duration::from_millis(50))
+}
+
+/// `limits` with every window lengthened by `margin`, or by the default.
+fn pad(limits: Limits, margin: Option<Duration>) -> Limits {
+    match margin {
+        Some(m) => limits.padded(|_| m),
+        None => limits.padded(default_margin),
+    }
 }
 
 impl<C: Clock> LimiterBuilder<C> {
@@ -462,10 +470,7 @@ impl<C: Clock> LimiterBuilder<C> {
     }
 
     fn pad(&self, limits: Limits) -> Limits {
-        match self.margin {
-            Some(m) => limits.padded(|_| m),
-            None => limits.padded(default_margin),
-        }
+        pad(limits, self.margin)
     }
 
     /// Uses `clock` (e.g. a [`SystemClock`](crate::clock::SystemClock), or one
