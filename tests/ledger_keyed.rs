@@ -63,6 +63,31 @@ fn labels_never_show_the_key() {
     assert!(shown.contains("api_key#"), "{shown}");
 }
 
+/// A caller that read its clock before an eviction and charges after it must
+/// not find an empty bucket: the new bucket for the key leaves nothing before
+/// the evicted one's units stopped counting.
+#[test]
+fn a_key_made_again_leaves_nothing_before_its_evicted_bucket_stopped_counting() {
+    let keys: KeyedBuckets<u8> = KeyedBuckets::new(
+        "per_key",
+        Quota::new(3, Duration::from_nanos(1_000)).unwrap_or(Quota::per_second(1)),
+        8,
+    );
+    for t in [100, 101, 102] {
+        let g = keys.acquire(&7, 1, Nanos::new(t), MaxWait::Never);
+        assert!(matches!(g, Ok(Grant::Now)), "{g:?}");
+    }
+    assert_eq!(keys.evict_idle(Nanos::new(2_000)), 1);
+    assert!(keys.is_empty());
+    // A clock read at 500, before the eviction: the evicted bucket still had
+    // three units in the window ending then.
+    let stale = keys.acquire(&7, 1, Nanos::new(500), MaxWait::Never);
+    assert!(matches!(stale, Err(Refusal::WouldWait { .. })), "{stale:?}");
+    // From 1102 (the last unit at 102 plus the window) the key has room again.
+    let fresh = keys.acquire(&7, 1, Nanos::new(1_102), MaxWait::Never);
+    assert!(matches!(fresh, Ok(Grant::Now)), "{fresh:?}");
+}
+
 /// Threads charge a few keys while another evicts as hard as it can: a charge
 /// that lands on a bucket being evicted is retried on the new one, so no key's
 /// window ever holds more than its limit.

@@ -7,7 +7,7 @@
 //! compare-and-swap of the head; nothing on this path takes a lock.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -98,6 +98,9 @@ pub struct Bucket {
     head: HeadCell,
     pub(super) windows: Box<[Window]>,
     blocked_until: AtomicU64,
+    /// Whether the head may still be [`Head::SEALED`]: read on every lookup
+    /// of a keyed bucket, so kept off the head's cache line.
+    sealed: AtomicBool,
     pacer: Option<Pacer>,
     has_fixed: bool,
     observed: AtomicU64,
@@ -125,13 +128,14 @@ impl Bucket {
         let windows: Box<[Window]> = windows;
         Bucket {
             label: label.into(),
-            head: HeadCell::new(),
+            head: HeadCell::new(Head { units: 0, last: 0 }),
             has_fixed: windows.iter().any(Window::is_fixed),
             observed: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
             learned: Mutex::new(Learned::default()),
             windows,
             blocked_until: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
             pacer: limits.pacing().map(Pacer::new),
             vacancies: OnceLock::new(),
         }
@@ -432,21 +436,88 @@ impl Bucket {
         }
     }
 
-    /// The latest departure charged, for idle detection.
-    pub(crate) fn is_idle(&self, now: u64) -> bool {
-        let s = self.snapshot();
+    /// Whether the bucket, as in snapshot `s`, holds nothing worth keeping at `now`.
+    fn is_idle(&self, s: &Snapshot, now: u64) -> bool {
         let longest = self.windows.iter().map(Window::length).max().unwrap_or(0);
         s.head.last.saturating_add(longest) < now
             && self.blocked_until.load(Ordering::Acquire) <= now
             && s.tat <= now
     }
 
-    /// Marks an idle bucket as evicted; `false` if it was used meanwhile.
-    pub(crate) fn retire(&self, now: u64) -> bool {
+    /// Marks an idle bucket as evicted; `None` if it was used meanwhile, else
+    /// the instant its last units stop counting in any window.
+    pub(crate) fn retire(&self, now: u64) -> Option<u64> {
         let s = self.snapshot();
-        if !self.is_idle(now) {
-            return false;
+        if !self.is_idle(&s, now) {
+            return None;
         }
-        self.head.swap_from(s.head, Head::EVICTED).is_ok()
+        let longest = self.windows.iter().map(Window::length).max().unwrap_or(0);
+        self.head.swap_from(s.head, Head::EVICTED).ok()?;
+        Some(s.head.last.saturating_add(longest))
+    }
+
+    /// Seals a bucket not yet shared: it allows nothing until [`Bucket::open`].
+    pub(crate) fn sealed(self) -> Bucket {
+        Bucket {
+            head: HeadCell::new(Head::SEALED),
+            sealed: AtomicBool::new(true),
+            ..self
+        }
+    }
+
+    /// Opens a sealed bucket so that it leaves nothing before `start()` (the
+    /// instant the bucket it replaces stopped counting); does nothing to an
+    /// open one. Called by whoever found the bucket in its map, after finding
+    /// it: `start()` then reads a floor at least as new as the eviction of
+    /// any bucket the key had before.
+    #[inline]
+    pub(crate) fn open(&self, start: impl FnOnce() -> u64) {
+        if self.sealed.load(Ordering::Acquire) {
+            let _ = self.head.swap_from(
+                Head::SEALED,
+                Head {
+                    units: 0,
+                    last: start(),
+                },
+            );
+            // After the head is open: whoever reads `false` finds it open.
+            self.sealed.store(false, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::Quota;
+
+    #[test]
+    fn a_sealed_bucket_allows_nothing_until_opened_once() {
+        let b = Bucket::new("k", Quota::per_second(5)).sealed();
+        let s = b.snapshot();
+        assert_eq!(b.earliest(&s, 1, 10), Ok(u64::MAX), "sealed: no departure");
+        assert_eq!(b.state(Nanos::new(10)).units_charged, 0);
+        b.open(|| 1_000);
+        assert_eq!(
+            b.head.load(),
+            Head {
+                units: 0,
+                last: 1_000
+            }
+        );
+        b.open(|| 5_000);
+        assert_eq!(b.head.load().last, 1_000, "opening twice changes nothing");
+        assert_eq!(b.earliest(&b.snapshot(), 1, 10), Ok(1_000));
+        assert_eq!(b.earliest(&b.snapshot(), 1, 2_000), Ok(2_000));
+    }
+
+    #[test]
+    fn retiring_tells_when_the_last_units_stop_counting() {
+        let b = Bucket::new("k", Quota::per_second(5));
+        let s = b.snapshot();
+        assert!(b.claim(&s, 1, 100, None, false).is_ok());
+        assert_eq!(b.retire(500), None, "still counting at 500");
+        assert_eq!(b.retire(2_000_000_000), Some(1_000_000_100));
+        assert!(b.snapshot().head.is_evicted());
     }
 }

@@ -25,6 +25,14 @@ impl Head {
         last: u64::MAX,
     };
 
+    /// Marks a bucket made for a keyed map and not yet opened: it holds nothing
+    /// and allows no departure until [`Bucket::open`](super::bucket::Bucket::open)
+    /// sets where it starts.
+    pub(crate) const SEALED: Head = Head {
+        units: 0,
+        last: u64::MAX,
+    };
+
     #[inline]
     fn pack(self) -> u128 {
         (u128::from(self.units) << 64) | u128::from(self.last)
@@ -50,8 +58,8 @@ impl Head {
 pub(crate) struct HeadCell(AtomicU128);
 
 impl HeadCell {
-    pub(crate) fn new() -> HeadCell {
-        HeadCell(AtomicU128::new(Head { units: 0, last: 0 }.pack()))
+    pub(crate) fn new(head: Head) -> HeadCell {
+        HeadCell(AtomicU128::new(head.pack()))
     }
 
     #[inline]
@@ -85,7 +93,7 @@ mod tests {
             last: 0x0FFF_FFFF_FFFF_FFFF,
         };
         assert_eq!(Head::unpack(h.pack()), h);
-        let cell = HeadCell::new();
+        let cell = HeadCell::new(Head { units: 0, last: 0 });
         assert_eq!(cell.load(), Head { units: 0, last: 0 });
         assert!(cell.swap_from(Head { units: 0, last: 0 }, h).is_ok());
         assert_eq!(cell.swap_from(Head { units: 0, last: 0 }, h), Err(h));

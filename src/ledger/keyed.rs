@@ -12,7 +12,7 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::bucket::Bucket;
@@ -46,6 +46,11 @@ pub struct KeyedBuckets<K> {
     overrides: Box<[AtomicU32]>,
     cap: usize,
     map: papaya::HashMap<K, Arc<Bucket>, foldhash::fast::RandomState>,
+    /// When the units of every evicted bucket stop counting. A bucket made for
+    /// a key again leaves nothing earlier (see [`Bucket::open`]): a caller that
+    /// read its clock before the eviction (and was delayed) would otherwise
+    /// find an empty bucket where the evicted one still counted units.
+    floor: AtomicU64,
 }
 
 impl<K> fmt::Debug for KeyedBuckets<K> {
@@ -68,6 +73,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
             overrides: limits.quotas().iter().map(|_| AtomicU32::new(0)).collect(),
             limits,
             cap,
+            floor: AtomicU64::new(0),
             // Blocking resizes: papaya's default incremental mode can leave a
             // resize unfinished when entries only arrive through
             // get_or_insert_with, and every lookup then probes both tables
@@ -111,9 +117,31 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         f: impl FnOnce(&Arc<Bucket>) -> R,
     ) -> Result<R, Refusal> {
         let map = self.map.pin();
-        if let Some(b) = map.get(key) {
-            return Ok(f(b));
-        }
+        let b = match map.get(key) {
+            Some(b) => b,
+            None => self.insert(&map, key, now)?,
+        };
+        b.open(|| self.floor.load(Ordering::SeqCst));
+        Ok(f(b))
+    }
+
+    /// Puts a sealed bucket for `key` in the map (or finds the one another
+    /// thread put there). Sealed, because the map may insert a bucket built
+    /// before a predecessor for the key was evicted (papaya keeps a value it
+    /// failed to insert and inserts it on retry): only a floor read after
+    /// finding the bucket in the map is new enough.
+    fn insert<'g>(
+        &self,
+        map: &'g papaya::HashMapRef<
+            '_,
+            K,
+            Arc<Bucket>,
+            foldhash::fast::RandomState,
+            impl papaya::Guard,
+        >,
+        key: &K,
+        now: Nanos,
+    ) -> Result<&'g Arc<Bucket>, Refusal> {
         if self.map.len() >= self.cap && self.evict_idle(now) == 0 && self.map.len() >= self.cap {
             return Err(Refusal::TooManyKeys {
                 scope: self.scope.clone(),
@@ -122,12 +150,12 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         }
         let label = format!("{}#{:08x}", self.scope, self.fingerprint(key));
         let b = map.get_or_insert_with(key.clone(), || {
-            Arc::new(Bucket::new(label, self.limits.clone()))
+            Arc::new(Bucket::new(label, self.limits.clone()).sealed())
         });
         // After the insertion: a concurrent `set_limit` either stored its
         // override before this read or finds this bucket in the map.
         self.apply_overrides(b);
-        Ok(f(b))
+        Ok(b)
     }
 
     /// Charges `key`'s bucket alone (see [`acquire`]), retrying if the bucket is
@@ -157,7 +185,10 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         let map = self.map.pin();
         let mut evicted = 0;
         for (k, b) in map.iter() {
-            if b.retire(now.as_u64()) {
+            if let Some(until) = b.retire(now.as_u64()) {
+                // Raised before the key leaves the map, so a bucket made for it
+                // afterwards sees it.
+                self.floor.fetch_max(until, Ordering::SeqCst);
                 map.remove(k);
                 evicted += 1;
             }
