@@ -29,6 +29,10 @@ fn per_window(n: u32) -> Limits {
 
 type Body = Empty<Bytes>;
 
+/// Real-time loopback tests measure timing: one at a time, or on two cores they
+/// compete for the CPU they are measuring.
+static REAL_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `accounts` accounts, two tasks each, reading `GET /people/{n}` for `windows`
 /// windows. Returns the statuses seen and the server.
 async fn run(accounts: usize, windows: u32) -> (HashMap<u16, u64>, TestServer) {
@@ -116,6 +120,7 @@ fn admitted(server: &TestServer, windows: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_accounts_share_the_global_ceiling_without_a_429() {
+    let _serial = REAL_TIME.lock().await;
     // 8 accounts x 25 = 200 > 100: the global ceiling binds.
     let (seen, server) = run(8, 9).await;
     assert_eq!(seen.get(&429), None, "{seen:?}");
@@ -136,6 +141,7 @@ async fn eight_accounts_share_the_global_ceiling_without_a_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_each_use_their_own_ceiling() {
+    let _serial = REAL_TIME.lock().await;
     // 2 accounts x 25 = 50 < 100: the accounts bind, and a waiting account must
     // not hold the other back. A waiter reserves only in the bucket that binds
     // it (its account) and takes the global ceiling when it leaves; reserving in

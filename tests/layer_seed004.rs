@@ -82,6 +82,10 @@ fn limiter_with(
 
 type Body = Empty<Bytes>;
 
+/// Real-time loopback tests measure timing: one at a time, or on two cores they
+/// compete for the CPU they are measuring.
+static REAL_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn request(base: &str, method: &str, path: &str) -> http::Request<Body> {
     http::Request::builder()
         .method(method)
@@ -170,6 +174,7 @@ fn admitted_in(server: &TestServer, windows: u32) -> HashMap<String, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_tasks_get_no_429_and_use_the_allowance() {
+    let _serial = REAL_TIME.lock().await;
     let clock = TokioClock::new();
     let server = TestServer::start(Config::seed004().time_scale(SCALE).clock(clock.clone()))
         .await
@@ -214,6 +219,7 @@ async fn thirty_two_tasks_get_no_429_and_use_the_allowance() {
 /// has taken its share at the window's start: 10-12 429s over the same run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_co_consumer_costs_at_most_one_429_per_window() {
+    let _serial = REAL_TIME.lock().await;
     let clock = TokioClock::new();
     let server = TestServer::start(Config::seed004().time_scale(SCALE).clock(clock.clone()))
         .await
@@ -252,6 +258,7 @@ async fn a_co_consumer_costs_at_most_one_429_per_window() {
 /// keeps the client inside the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_headers_change_nothing() {
+    let _serial = REAL_TIME.lock().await;
     let clock = TokioClock::new();
     let server = TestServer::start(
         Config::seed004()
@@ -272,6 +279,7 @@ async fn missing_headers_change_nothing() {
 /// Thousands of requests wait, then are dropped: the quota is whole again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_thousands_of_waiters_leaves_the_quota_whole() {
+    let _serial = REAL_TIME.lock().await;
     let clock = TokioClock::new();
     let server = TestServer::start(Config::seed004().time_scale(SCALE).clock(clock.clone()))
         .await
@@ -333,6 +341,7 @@ async fn dropping_thousands_of_waiters_leaves_the_quota_whole() {
 /// Fail fast: a typed error names the bucket and the wait, and nothing is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_fast_gives_a_typed_error_with_the_bucket_and_the_wait() {
+    let _serial = REAL_TIME.lock().await;
     let clock = TokioClock::new();
     let server = TestServer::start(Config::seed004().time_scale(SCALE).clock(clock.clone()))
         .await
