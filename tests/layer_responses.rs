@@ -13,12 +13,11 @@ use http::{Request, Response, StatusCode};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_quota::clock::{Clock, Nanos, TokioClock};
 use tower_quota::quota::Quota;
-use tower_quota::route::Templates;
 use tower_quota::scope::KeySource;
 use tower_quota::{Limiter, OtherRoutes, QuotaLayer};
 
 mod common;
-use common::{limiter, request, SECRET};
+use common::{limiter, one_route, request, SECRET};
 
 /// A server that answers its first request, 100 ms later, with 429 and
 /// `Retry-After: 2`, and 200 to the rest. Thirty requests are already waiting,
@@ -262,15 +261,7 @@ async fn the_rate_limited_statuses_are_configurable() {
         (vec![StatusCode::FORBIDDEN], true),
     ] {
         let clock = TokioClock::new();
-        let routes = Templates::from_routes([("GET", "/v1/campaigns/:id")])
-            .unwrap_or_else(|e| panic!("{e}"));
-        let lim = Limiter::builder()
-            .clock(clock.clone())
-            .routes(
-                routes,
-                |_| Some(Quota::per_second(10).into()),
-                OtherRoutes::Unlimited,
-            )
+        let lim = one_route(clock.clone(), Quota::per_second(10))
             .rate_limited_statuses(statuses)
             .build();
         let svc = ServiceBuilder::new()
@@ -293,16 +284,11 @@ async fn the_rate_limited_statuses_are_configurable() {
 #[tokio::test(start_paused = true)]
 async fn a_huge_announced_limit_never_loosens_the_bucket() {
     let clock = TokioClock::new();
-    let routes =
-        Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
-    let lim = Limiter::builder()
-        .clock(clock.clone())
-        .routes(
-            routes,
-            |_| Some(tower_quota::quota::Limits::from(Quota::per_second(10)).capacity(20)),
-            OtherRoutes::Unlimited,
-        )
-        .build();
+    let lim = one_route(
+        clock.clone(),
+        tower_quota::quota::Limits::from(Quota::per_second(10)).capacity(20),
+    )
+    .build();
     let answer = Arc::new(Mutex::new("4000000000"));
     let inner = {
         let answer = answer.clone();
@@ -348,15 +334,7 @@ async fn a_huge_announced_limit_never_loosens_the_bucket() {
 #[tokio::test(start_paused = true)]
 async fn absolute_resets_are_read_on_the_servers_clock() {
     let clock = TokioClock::new();
-    let routes =
-        Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
-    let lim = Limiter::builder()
-        .clock(clock.clone())
-        .routes(
-            routes,
-            |_| Some(Quota::per_minute(10).into()),
-            OtherRoutes::Unlimited,
-        )
+    let lim = one_route(clock.clone(), Quota::per_minute(10))
         .margin(Duration::ZERO)
         .build();
     let inner = {

@@ -6,25 +6,30 @@ use std::time::Duration;
 use http::Request;
 use tower_quota::clock::TokioClock;
 use tower_quota::ledger::MaxWait;
-use tower_quota::quota::Quota;
+use tower_quota::quota::{Limits, Quota};
 use tower_quota::route::Templates;
 use tower_quota::scope::KeySource;
-use tower_quota::{Limiter, OtherRoutes};
+use tower_quota::{Limiter, LimiterBuilder, OtherRoutes};
 
 /// An API key the tests check never shows up anywhere.
 pub const SECRET: &str = "sk_live_very_secret_key";
 
-/// One route, `GET /v1/campaigns/:id`, at `per_second`, plus an API-key scope.
-pub fn limiter(clock: TokioClock, per_second: u32) -> Arc<Limiter<TokioClock>> {
+/// A builder with one route, `GET /v1/campaigns/:id`, limited by `limits`,
+/// other routes unlimited, on `clock`.
+pub fn one_route(clock: TokioClock, limits: impl Into<Limits>) -> LimiterBuilder<TokioClock> {
     let routes =
         Templates::from_routes([("GET", "/v1/campaigns/:id")]).unwrap_or_else(|e| panic!("{e}"));
-    Limiter::builder()
-        .clock(clock)
-        .routes(
-            routes,
-            |_| Some(Quota::per_second(per_second).into()),
-            OtherRoutes::Unlimited,
-        )
+    let limits = limits.into();
+    Limiter::builder().clock(clock).routes(
+        routes,
+        move |_| Some(limits.clone()),
+        OtherRoutes::Unlimited,
+    )
+}
+
+/// That route at `per_second`, plus an API-key scope.
+pub fn limiter(clock: TokioClock, per_second: u32) -> Arc<Limiter<TokioClock>> {
+    one_route(clock, Quota::per_second(per_second))
         .per_api_key(KeySource::header("x-api-key"), Quota::per_second(1000), 10)
         .max_wait(MaxWait::Forever)
         .margin(Duration::ZERO)
