@@ -27,6 +27,7 @@ use crate::clock::{Clock, ClockOffset, Nanos};
 use crate::headers::{Observation, ResetAt, WindowObservation};
 use crate::ledger::Bucket;
 use crate::limiter::{Charged, Limiter};
+use crate::store::Correction;
 
 /// `Date` has one-second resolution: offsets within it are noise.
 const DATE_RESOLUTION_MS: i64 = 2_000;
@@ -77,12 +78,28 @@ impl<C: Clock> Limiter<C> {
                 if bucket.limit(index) != Some(limit.get()) && bucket.note_observation(sent) {
                     tracing::info!(bucket = %bucket.label(), window = ?length, limit = limit.get(), "server announced a new limit");
                     bucket.set_limit(index, limit);
+                    self.share(
+                        charged,
+                        bucket,
+                        Correction::Limit {
+                            window: index,
+                            limit: limit.get(),
+                        },
+                    );
                 }
             }
             let mut room = false;
             if let (Some(limit), Some(remaining)) = (w.limit, w.remaining) {
                 let used = limit.saturating_sub(remaining.min(limit));
                 let added = bucket.raise_used(index, used, sent, reset);
+                self.share(
+                    charged,
+                    bucket,
+                    Correction::Used {
+                        window: index,
+                        used,
+                    },
+                );
                 if added > 0 {
                     crate::metrics::corrected(bucket.label(), added);
                     tracing::debug!(bucket = %bucket.label(), window = ?length, added, "server counted more than we did");
@@ -113,6 +130,8 @@ impl<C: Clock> Limiter<C> {
                 .max()
                 .unwrap_or(received + self.block_without_headers);
             bucket.block_until(until);
+            let duration = until.saturating_since(received);
+            self.share(charged, bucket, Correction::Block { duration });
             crate::metrics::rate_limited(bucket.label());
             tracing::warn!(
                 bucket = %bucket.label(),
@@ -135,6 +154,13 @@ impl<C: Clock> Limiter<C> {
                     bucket.set_limit(index, limit);
                 }
             }
+        }
+    }
+
+    /// Hands a correction of `bucket` to the shared store, if any.
+    fn share(&self, charged: &Charged, bucket: &Arc<Bucket>, c: Correction) {
+        if let (Some(store), Some(shared)) = (&self.shared, charged.shared_of(bucket)) {
+            store.correct(shared, c);
         }
     }
 

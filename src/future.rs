@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::ledger::{acquire, Bucket, Grant, MaxWait, Refusal, Reservation};
 use crate::limiter::{Admission, Charged, Limiter};
 use crate::message::HttpResponse;
+use crate::store::{Reserved, StoreFuture, StoreGrant};
 
 pin_project! {
     /// The future of a request through [`QuotaService`](crate::QuotaService).
@@ -41,6 +42,20 @@ pin_project! {
             reservation: Option<Reservation>,
             // Buckets to take room in when the reservation's time comes.
             deferred: Vec<Arc<Bucket>>,
+            request: Option<Req>,
+            service: Option<S>,
+        },
+        // Decided here; now the shared store decides for every process.
+        Asking {
+            future: StoreFuture,
+            request: Option<Req>,
+            service: Option<S>,
+        },
+        // The shared store reserved a departure.
+        SharedWaiting {
+            #[pin]
+            sleep: Sleep,
+            reserved: Option<Box<dyn Reserved>>,
             request: Option<Req>,
             service: Option<S>,
         },
@@ -75,6 +90,26 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
             sent: now,
             rules,
             cost: 0,
+        }
+    }
+
+    /// Admitted here; the shared store decides next.
+    pub(crate) fn asking(
+        limiter: Arc<Limiter<C>>,
+        charged: Charged,
+        rules: usize,
+        cost: u32,
+        request: Req,
+        service: S,
+    ) -> Self {
+        let now = limiter.clock.now();
+        ResponseFuture {
+            state: next_step(&limiter, &charged, cost, Some(request), Some(service)),
+            limiter,
+            charged,
+            sent: now,
+            rules,
+            cost,
         }
     }
 
@@ -180,7 +215,49 @@ where
                         }
                     }
                     let (request, service) = (request.take(), service.take());
-                    this.state.set(State::Ready { request, service });
+                    let next = next_step(this.limiter, this.charged, *this.cost, request, service);
+                    this.state.set(next);
+                }
+                StateProj::Asking {
+                    future,
+                    request,
+                    service,
+                } => {
+                    let grant = ready!(future.as_mut().poll(cx));
+                    let (request, service) = (request.take(), service.take());
+                    match grant {
+                        Ok(StoreGrant::Now) => {
+                            *this.sent = this.limiter.clock.now();
+                            this.state.set(State::Ready { request, service });
+                        }
+                        Ok(StoreGrant::Later(reserved)) => {
+                            let sleep = tokio::time::sleep(reserved.wait());
+                            this.state.set(State::SharedWaiting {
+                                sleep,
+                                reserved: Some(reserved),
+                                request,
+                                service,
+                            });
+                        }
+                        Err(refusal) => this.state.set(State::Refused { refusal }),
+                    }
+                }
+                StateProj::SharedWaiting {
+                    sleep,
+                    reserved,
+                    request,
+                    service,
+                } => {
+                    ready!(sleep.poll(cx));
+                    let Some(reserved) = reserved.take() else {
+                        return Poll::Ready(Err(Error::Limited(spent())));
+                    };
+                    let (request, service) = (request.take(), service.take());
+                    this.state.set(State::Asking {
+                        future: reserved.depart(),
+                        request,
+                        service,
+                    });
                 }
                 StateProj::Ready { request, service } => {
                     let Some(svc) = service.as_mut() else {
@@ -208,6 +285,24 @@ where
                 }
             }
         }
+    }
+}
+
+/// After the local decision: ask the shared store, if there is one, else send.
+fn next_step<S: Service<Req>, Req, C: Clock>(
+    limiter: &Limiter<C>,
+    charged: &Charged,
+    cost: u32,
+    request: Option<Req>,
+    service: Option<S>,
+) -> State<S, Req> {
+    match &limiter.shared {
+        Some(store) if !charged.shared.is_empty() => State::Asking {
+            future: store.acquire(charged.shared.clone(), cost, limiter.max_wait.limit()),
+            request,
+            service,
+        },
+        _ => State::Ready { request, service },
     }
 }
 

@@ -34,6 +34,7 @@ pub mod scope;
 pub mod seed;
 mod seeding;
 mod service;
+pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -22,6 +22,7 @@ use crate::quota::Limits;
 use crate::report::{Counters, History, Snapshot, Thresholds};
 use crate::route::{RouteKey, Router};
 use crate::scope::{KeyScope, KeySource};
+use crate::store::{SharedBucket, SharedStore, StoreStatus};
 
 type CostFn = dyn Fn(&dyn HttpRequest) -> u32 + Send + Sync;
 
@@ -77,6 +78,8 @@ enum RouteBuckets {
 #[derive(Debug, Default)]
 pub(crate) struct Charged {
     pub(crate) buckets: Vec<Arc<Bucket>>,
+    /// The same buckets as the shared store names them (shared mode only).
+    pub(crate) shared: Vec<SharedBucket>,
     route: Option<usize>,
     account: Option<usize>,
     api_key: Option<usize>,
@@ -91,6 +94,12 @@ impl Charged {
                 .iter()
                 .filter(move |b| first.is_none_or(|f| !Arc::ptr_eq(f, b))),
         )
+    }
+
+    /// The shared store's name for local bucket `b`.
+    pub(crate) fn shared_of(&self, b: &Arc<Bucket>) -> Option<&SharedBucket> {
+        let i = self.buckets.iter().position(|x| Arc::ptr_eq(x, b))?;
+        self.shared.get(i)
     }
 
     pub(crate) fn target(&self, t: Target) -> Option<&Arc<Bucket>> {
@@ -125,6 +134,7 @@ pub struct Limiter<C = TokioClock> {
     /// unlimited or shared: the server is the authority.
     reported: papaya::HashMap<String, Arc<Bucket>, foldhash::fast::RandomState>,
     margin: Option<Duration>,
+    pub(crate) shared: Option<Arc<dyn SharedStore>>,
 }
 
 impl<C> fmt::Debug for Limiter<C> {
@@ -192,6 +202,12 @@ impl<C: Clock> Limiter<C> {
         Snapshot::of(&rows, self.clock.now(), thresholds)
     }
 
+    /// The shared store's status, if the allowance is shared
+    /// ([`LimiterBuilder::shared`]).
+    pub fn store_status(&self) -> Option<StoreStatus> {
+        self.shared.as_ref().map(|s| s.status())
+    }
+
     /// The buckets of the declared routes, in the router's order.
     pub fn route_buckets(&self) -> &[Arc<Bucket>] {
         &self.routes
@@ -243,15 +259,25 @@ impl<C: Clock> Limiter<C> {
             }
             c.buckets.extend(shared_too);
         }
-        if let Some(scope) = &self.accounts {
-            if let Some(b) = scope.bucket(req, now)? {
-                c.account = Some(c.buckets.len());
-                c.buckets.push(b);
+        if let Some(store) = &self.shared {
+            for b in &c.buckets {
+                let id = store.bucket_id("route", b.label().as_bytes());
+                c.shared.push(SharedBucket::of("route", id, b, &self.clock));
             }
         }
-        if let Some(scope) = &self.api_keys {
+        for (scope, is_account) in [(&self.accounts, true), (&self.api_keys, false)] {
+            let Some(scope) = scope else { continue };
             if let Some(b) = scope.bucket(req, now)? {
-                c.api_key = Some(c.buckets.len());
+                if let (Some(store), Some(raw)) = (&self.shared, scope.raw_key(req)) {
+                    let id = store.bucket_id(scope.name(), &raw);
+                    c.shared
+                        .push(SharedBucket::of(scope.name(), id, &b, &self.clock));
+                }
+                *(if is_account {
+                    &mut c.account
+                } else {
+                    &mut c.api_key
+                }) = Some(c.buckets.len());
                 c.buckets.push(b);
             }
         }
@@ -423,6 +449,7 @@ pub struct LimiterBuilder<C> {
     block_without_headers: Duration,
     target: Target,
     margin: Option<Duration>,
+    shared: Option<Arc<dyn SharedStore>>,
 }
 
 /// A route's own bucket, and the shared ceiling it also counts against.
@@ -458,7 +485,16 @@ impl<C: Clock> LimiterBuilder<C> {
             block_without_headers: Duration::from_secs(1),
             target: Target::Route,
             margin: None,
+            shared: None,
         }
+    }
+
+    /// Shares the allowance with every process that uses the same `store`
+    /// (e.g. a [`RedisStore`](crate::store::RedisStore)): each request is
+    /// decided here first, then by the store, for all of them.
+    pub fn shared(mut self, store: Arc<impl SharedStore>) -> Self {
+        self.shared = Some(store);
+        self
     }
 
     /// Lengthens every window by `margin` so that jitter in the time requests
@@ -491,6 +527,7 @@ impl<C: Clock> LimiterBuilder<C> {
             block_without_headers: self.block_without_headers,
             target: self.target,
             margin: self.margin,
+            shared: self.shared,
         }
     }
 
@@ -630,6 +667,7 @@ impl<C: Clock> LimiterBuilder<C> {
                 .resize_mode(papaya::ResizeMode::Blocking)
                 .build(),
             margin: self.margin,
+            shared: self.shared,
         })
     }
 }

@@ -60,6 +60,7 @@ pub(crate) struct KeyScope {
     source: KeySource,
     hasher: foldhash::quality::RandomState,
     buckets: KeyedBuckets<u64>,
+    name: &'static str,
 }
 
 impl fmt::Debug for KeyScope {
@@ -72,8 +73,14 @@ impl fmt::Debug for KeyScope {
 }
 
 impl KeyScope {
-    pub(crate) fn new(name: &str, source: KeySource, limits: Limits, cap: usize) -> KeyScope {
+    pub(crate) fn new(
+        name: &'static str,
+        source: KeySource,
+        limits: Limits,
+        cap: usize,
+    ) -> KeyScope {
         KeyScope {
+            name,
             source,
             hasher: foldhash::quality::RandomState::default(),
             buckets: KeyedBuckets::new(name, limits, cap),
@@ -97,6 +104,26 @@ impl KeyScope {
             },
         };
         self.buckets.bucket(&key, now).map(Some)
+    }
+
+    /// The raw key of `req` in this scope, for a shared store to name its
+    /// bucket (hashed there, never kept).
+    pub(crate) fn raw_key<'r>(
+        &self,
+        req: &'r dyn HttpRequest,
+    ) -> Option<std::borrow::Cow<'r, [u8]>> {
+        match &self.source {
+            KeySource::Header(name) => req
+                .headers()
+                .get(name)
+                .map(|v| std::borrow::Cow::Borrowed(v.as_bytes())),
+            KeySource::With(f) => f(req).map(|k| std::borrow::Cow::Owned(k.into_bytes())),
+        }
+    }
+
+    /// The scope's name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The scope's buckets by key (for seeding their limits).

@@ -73,6 +73,11 @@ where
             .target(crate::Target::Route)
             .map_or("unrouted", |b| &**b.label());
         match limiter.decide(&charged, cost, now) {
+            Ok(Admission::Now) if limiter.shared.is_some() => {
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::asking(limiter, charged, rules, cost, req, ready)
+            }
             Ok(Admission::Now) => {
                 crate::metrics::request(route, "admitted", None);
                 let future = self.inner.call(req);

@@ -374,6 +374,14 @@ impl Bucket {
             .map(|w| Duration::from_nanos(w.length()))
     }
 
+    /// Where fixed window `index` is anchored; `None` if it slides.
+    pub fn anchor(&self, index: usize) -> Option<Nanos> {
+        self.windows
+            .get(index)
+            .and_then(Window::anchor)
+            .map(Nanos::new)
+    }
+
     /// Records that the server spoke about this bucket in the response to a
     /// request that left at `sent`; `true` if no later request's response has
     /// spoken yet. Responses come back out of order: only the newest may change

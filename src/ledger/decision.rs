@@ -37,6 +37,15 @@ pub enum MaxWait {
 }
 
 impl MaxWait {
+    /// The longest wait allowed; `None`: any.
+    pub fn limit(self) -> Option<std::time::Duration> {
+        match self {
+            MaxWait::Never => Some(std::time::Duration::ZERO),
+            MaxWait::Up(d) => Some(d),
+            MaxWait::Forever => None,
+        }
+    }
+
     fn allows(self, wait: u64) -> bool {
         match self {
             MaxWait::Never => wait == 0,

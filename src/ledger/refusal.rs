@@ -39,6 +39,13 @@ pub enum Refusal {
         /// The most one decision charges.
         max: usize,
     },
+    /// The shared store is away and its fault policy is to refuse.
+    StoreUnavailable {
+        /// Which store.
+        store: Arc<str>,
+        /// What went wrong (never a URL or a key).
+        reason: Arc<str>,
+    },
     /// The bucket was evicted from its keyed scope while idle; look it up again.
     Retired {
         /// The bucket.
@@ -70,6 +77,11 @@ impl fmt::Display for Refusal {
             Refusal::TooManyBuckets { given, max } => write!(
                 f,
                 "a request was charged to {given} buckets; at most {max} are supported"
+            ),
+            Refusal::StoreUnavailable { store, reason } => write!(
+                f,
+                "the shared {store} store is unavailable ({reason}) and its fault policy \
+                 refuses requests; retry later or choose a local-share fault policy"
             ),
             Refusal::Retired { bucket } => write!(
                 f,

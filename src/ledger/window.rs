@@ -85,6 +85,10 @@ impl Window {
     }
 
     #[inline]
+    pub(crate) fn anchor(&self) -> Option<u64> {
+        self.anchor
+    }
+
     pub(crate) fn is_fixed(&self) -> bool {
         self.anchor.is_some()
     }

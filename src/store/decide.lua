@@ -1,0 +1,228 @@
+-- tower-quota: one atomic decision over several buckets, each with several
+-- windows, on the Redis server's clock (TIME), so that processes with skewed
+-- clocks agree. Loaded once, called by hash (EVALSHA); the client reloads it
+-- after NOSCRIPT.
+--
+-- KEYS, per bucket: its meta hash (block, limit overrides), then one sorted set
+-- per window whose members are units and whose scores are departure times in
+-- microseconds since the Unix epoch.
+--
+-- ARGV[1] = op: "acquire" | "depart" | "release" | "add" | "raise" | "block" | "limit"
+-- ARGV[2] = ticket id (members are id..":"..k for k = 1..cost)
+-- ARGV[3] = cost
+-- ARGV[4] = most wait in microseconds (-1: forever)
+-- ARGV[5] = idle expiry slack in milliseconds
+-- ARGV[6] = number of buckets, then per bucket:
+--   flag (0: charge, 1: holds the ticket, 2: deferred), window count,
+--   then per window: limit, length in microseconds, anchor (-1: sliding)
+-- After the buckets, op-specific arguments:
+--   "add"/"raise": window index (0-based) of bucket 1, units
+--   "block": microseconds from now
+--   "limit": window index of bucket 1, new limit
+--
+-- Replies, always {code, number, string}: {0, wait_us, deferred_mask} admitted
+-- (wait 0) or reserved; {1, wait_us, bucket} would wait too long;
+-- {2, limit, bucket} the cost can never fit; {3, 0, ''} done (corrections).
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local op = ARGV[1]
+local id = ARGV[2]
+local cost = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
+local slack_ms = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
+
+local buckets = {}
+local a = 7
+local k = 1
+for b = 1, n do
+  local flag = tonumber(ARGV[a])
+  local nw = tonumber(ARGV[a + 1])
+  a = a + 2
+  local bucket = { flag = flag, meta = KEYS[k], windows = {}, longest = 0 }
+  k = k + 1
+  for w = 1, nw do
+    local win = {
+      key = KEYS[k],
+      limit = tonumber(ARGV[a]),
+      len = tonumber(ARGV[a + 1]),
+      anchor = tonumber(ARGV[a + 2]),
+    }
+    local override = redis.call('HGET', bucket.meta, 'limit:' .. (w - 1))
+    if override then win.limit = tonumber(override) end
+    if win.len > bucket.longest then bucket.longest = win.len end
+    bucket.windows[w] = win
+    k = k + 1
+    a = a + 3
+  end
+  buckets[b] = bucket
+end
+
+local function touch(bucket, horizon_us)
+  local ttl = math.floor((bucket.longest + horizon_us) / 1000) + slack_ms
+  redis.call('PEXPIRE', bucket.meta, ttl)
+  for _, win in ipairs(bucket.windows) do
+    redis.call('PEXPIRE', win.key, ttl)
+  end
+end
+
+local function start_of(win, at)
+  return win.anchor + math.floor((at - win.anchor) / win.len) * win.len
+end
+
+-- The earliest departure at or after now at which `units` fit in `win`, never
+-- before the window's latest entry (departures in a window are FIFO).
+local function earliest(win, units)
+  if win.anchor < 0 then
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len)
+  else
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. start_of(win, now))
+  end
+  local m = redis.call('ZCARD', win.key)
+  local d = now
+  if m > 0 then
+    local last = redis.call('ZRANGE', win.key, -1, -1, 'WITHSCORES')
+    d = math.max(d, tonumber(last[2]))
+  end
+  if win.anchor < 0 then
+    -- Units at s count at d while s > d - len.
+    if m + units > win.limit then
+      local s = redis.call('ZRANGE', win.key, m - win.limit + units - 1, m - win.limit + units - 1, 'WITHSCORES')
+      d = math.max(d, tonumber(s[2]) + win.len)
+    end
+    return d
+  end
+  for _ = 1, 10000 do
+    local s = start_of(win, d)
+    local c = redis.call('ZCOUNT', win.key, s, '(' .. (s + win.len))
+    if c + units <= win.limit then return d end
+    d = s + win.len
+  end
+  return d
+end
+
+local function bucket_earliest(bucket, units)
+  local d = now
+  local blocked = redis.call('HGET', bucket.meta, 'block')
+  if blocked then d = math.max(d, tonumber(blocked)) end
+  for _, win in ipairs(bucket.windows) do
+    d = math.max(d, earliest(win, units))
+  end
+  return d
+end
+
+-- Adds `units` members of ticket `id` at `at`, in chunks that Lua's stack holds.
+local function add(key, units, at)
+  local u = 1
+  while u <= units do
+    local args = {}
+    for v = u, math.min(units, u + 499) do
+      args[#args + 1] = at
+      args[#args + 1] = id .. ':' .. v
+    end
+    redis.call('ZADD', key, unpack(args))
+    u = u + 500
+  end
+end
+
+local function charge(bucket, at)
+  for _, win in ipairs(bucket.windows) do add(win.key, cost, at) end
+  touch(bucket, at - now)
+end
+
+local function release(bucket)
+  for _, win in ipairs(bucket.windows) do
+    for u = 1, cost do
+      redis.call('ZREM', win.key, id .. ':' .. u)
+    end
+  end
+end
+
+-- Admits the buckets whose flag is in `which` now, or reserves the departure in
+-- those that bind it; the others are deferred to the departure.
+local function decide(which)
+  for b, bucket in ipairs(buckets) do
+    if which[bucket.flag] then
+      for _, win in ipairs(bucket.windows) do
+        if cost > win.limit then return { 2, win.limit, tostring(b) } end
+      end
+    end
+  end
+  local times = {}
+  local d = now
+  local worst = 1
+  for b, bucket in ipairs(buckets) do
+    if which[bucket.flag] then
+      times[b] = bucket_earliest(bucket, cost)
+      if times[b] > d then d = times[b]; worst = b end
+    end
+  end
+  local wait = d - now
+  if max_wait >= 0 and wait > max_wait then return { 1, wait, tostring(worst) } end
+  local mask = ''
+  for b, bucket in ipairs(buckets) do
+    if not which[bucket.flag] then
+      mask = mask .. '0'
+    elseif wait == 0 or times[b] == d then
+      charge(bucket, d)
+      mask = mask .. '0'
+    else
+      mask = mask .. '1'
+    end
+  end
+  return { 0, wait, mask }
+end
+
+if op == 'acquire' then
+  return decide({ [0] = true })
+elseif op == 'depart' then
+  -- The ticket's time has come: take the deferred buckets now, or give the
+  -- ticket back and decide again, in one step.
+  local ready = true
+  for _, bucket in ipairs(buckets) do
+    if bucket.flag == 2 and bucket_earliest(bucket, cost) > now then ready = false end
+  end
+  if ready then
+    for _, bucket in ipairs(buckets) do
+      if bucket.flag == 2 then charge(bucket, now) end
+    end
+    return { 0, 0, '' }
+  end
+  for _, bucket in ipairs(buckets) do
+    if bucket.flag == 1 then release(bucket) end
+  end
+  return decide({ [1] = true, [2] = true })
+elseif op == 'release' then
+  for _, bucket in ipairs(buckets) do
+    if bucket.flag == 1 then release(bucket) end
+  end
+  return { 3, 0, '' }
+elseif op == 'add' or op == 'raise' then
+  local bucket = buckets[1]
+  local win = bucket.windows[tonumber(ARGV[a]) + 1]
+  local units = tonumber(ARGV[a + 1])
+  if not win then return { 3, 0, '' } end
+  earliest(win, 0)
+  if op == 'raise' then
+    local from = '(' .. (now - win.len)
+    if win.anchor >= 0 then from = start_of(win, now) end
+    units = units - redis.call('ZCOUNT', win.key, from, now)
+  end
+  if units > 0 then add(win.key, math.min(units, win.limit), now) end
+  touch(bucket, 0)
+  return { 3, 0, '' }
+elseif op == 'block' then
+  local bucket = buckets[1]
+  local till = now + tonumber(ARGV[a])
+  local current = tonumber(redis.call('HGET', bucket.meta, 'block') or '0')
+  if till > current then redis.call('HSET', bucket.meta, 'block', till) end
+  touch(bucket, till - now)
+  return { 3, 0, '' }
+elseif op == 'limit' then
+  local bucket = buckets[1]
+  redis.call('HSET', bucket.meta, 'limit:' .. ARGV[a], tonumber(ARGV[a + 1]))
+  touch(bucket, 0)
+  return { 3, 0, '' }
+end
+return redis.error_reply('tower-quota: unknown op')

@@ -1,0 +1,189 @@
+//! The in-process store: the engine's own decision behind the store trait.
+//!
+//! A [`RedisStore`](crate::store::RedisStore) keeps one of these as its
+//! fallback: with a share of `1/k` of each limit, `k` processes that all fall
+//! back stay within the limit together. It also mirrors what the process sent
+//! through the shared store, so that on failing over its share already counts
+//! the process's own recent departures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, ClockOffset, TokioClock};
+use crate::ledger::{acquire, Bucket, Grant, MaxWait, Refusal, Reservation};
+use crate::quota::{Limits, Quota};
+use crate::store::health::HealthCell;
+use crate::store::{
+    Correction, Reserved, SharedBucket, SharedStore, StoreFuture, StoreGrant, StoreStatus,
+};
+
+type Map = papaya::HashMap<Arc<str>, Arc<Bucket>, foldhash::fast::RandomState>;
+
+/// Buckets in this process's memory, named like a shared store's.
+#[derive(Debug)]
+pub struct MemoryStore {
+    buckets: Map,
+    share: u32,
+    cap: usize,
+    clock: TokioClock,
+    health: HealthCell,
+    /// Names buckets within this process (a per-process random seed).
+    ids: foldhash::quality::RandomState,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    /// A store that keeps each limit whole, with at most 100,000 buckets.
+    pub fn new() -> MemoryStore {
+        MemoryStore::share_of(1, 100_000)
+    }
+
+    /// A store that keeps `1/processes` of each limit (at least 1 unit per
+    /// window), with at most `cap` buckets.
+    pub fn share_of(processes: u32, cap: usize) -> MemoryStore {
+        MemoryStore {
+            buckets: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
+            share: processes.max(1),
+            cap: cap.max(1),
+            clock: TokioClock::new(),
+            health: HealthCell::new(),
+            ids: foldhash::quality::RandomState::default(),
+        }
+    }
+
+    /// The local bucket of `shared`, made on first use, its limits kept in
+    /// step with `shared`'s.
+    fn bucket(&self, shared: &SharedBucket) -> Result<Arc<Bucket>, Refusal> {
+        let map = self.buckets.pin();
+        if let Some(b) = map.get(&shared.id) {
+            for (i, w) in shared.windows.iter().enumerate() {
+                let limit = (w.limit / self.share).max(1);
+                if b.limit(i).is_some_and(|l| l != limit) {
+                    if let Some(l) = std::num::NonZeroU32::new(limit) {
+                        b.set_limit(i, l);
+                    }
+                }
+            }
+            return Ok(b.clone());
+        }
+        if map.len() >= self.cap {
+            let now = self.clock.now();
+            map.retain(|_, b| {
+                b.state(now)
+                    .windows
+                    .iter()
+                    .any(|w| w.used > 0 || w.reserved > 0)
+            });
+            if map.len() >= self.cap {
+                return Err(Refusal::TooManyKeys {
+                    scope: Arc::from("memory store"),
+                    cap: self.cap,
+                });
+            }
+        }
+        let quotas = shared.windows.iter().filter_map(|w| {
+            let q = Quota::new((w.limit / self.share).max(1), w.length)?;
+            Some(match w.anchor {
+                Some(a) => q.fixed(self.clock.monotonic_at(a, ClockOffset::ZERO)),
+                None => q,
+            })
+        });
+        let fresh = Arc::new(Bucket::new(shared.label.clone(), Limits::new(quotas)));
+        Ok(map.get_or_insert(shared.id.clone(), fresh).clone())
+    }
+
+    fn buckets_of(&self, shared: &[SharedBucket]) -> Result<Vec<Arc<Bucket>>, Refusal> {
+        shared.iter().map(|s| self.bucket(s)).collect()
+    }
+
+    /// Decides at once (the in-memory decision never waits for anything).
+    pub(crate) fn decide(
+        &self,
+        buckets: &[SharedBucket],
+        cost: u32,
+        max_wait: Option<Duration>,
+    ) -> Result<StoreGrant, Refusal> {
+        let local = self.buckets_of(buckets)?;
+        let now = self.clock.now();
+        let max_wait = max_wait.map_or(MaxWait::Forever, MaxWait::Up);
+        self.health
+            .decisions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(match acquire(&local, cost, now, max_wait)? {
+            Grant::Now => StoreGrant::Now,
+            Grant::Later(reservation) => StoreGrant::Later(Box::new(MemoryReserved {
+                wait: reservation.departure().saturating_since(now),
+                reservation,
+            })),
+        })
+    }
+
+    /// Counts a departure the shared store admitted, where it fits: on failing
+    /// over, the share then starts from what this process already sent.
+    pub(crate) fn mirror(&self, buckets: &[SharedBucket], cost: u32) {
+        if let Ok(local) = self.buckets_of(buckets) {
+            for b in &local {
+                let _ = acquire(&[b], cost, self.clock.now(), MaxWait::Never);
+            }
+        }
+    }
+}
+
+struct MemoryReserved {
+    reservation: Reservation,
+    wait: Duration,
+}
+
+impl Reserved for MemoryReserved {
+    fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    fn depart(self: Box<Self>) -> StoreFuture {
+        self.reservation.depart();
+        Box::pin(std::future::ready(Ok(StoreGrant::Now)))
+    }
+}
+
+impl SharedStore for MemoryStore {
+    fn acquire(
+        &self,
+        buckets: Vec<SharedBucket>,
+        cost: u32,
+        max_wait: Option<Duration>,
+    ) -> StoreFuture {
+        Box::pin(std::future::ready(self.decide(&buckets, cost, max_wait)))
+    }
+
+    fn correct(&self, bucket: &SharedBucket, correction: Correction) {
+        let Ok(b) = self.bucket(bucket) else { return };
+        let now = self.clock.now();
+        match correction {
+            Correction::Used { window, used } => {
+                b.raise_used(window, used, now, None);
+            }
+            Correction::Block { duration } => b.block_until(now + duration),
+            Correction::Limit { window, limit } => {
+                if let Some(l) = std::num::NonZeroU32::new((limit / self.share).max(1)) {
+                    b.set_limit(window, l);
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> StoreStatus {
+        self.health.status("memory")
+    }
+
+    fn bucket_id(&self, scope: &str, raw: &[u8]) -> Arc<str> {
+        use std::hash::BuildHasher;
+        Arc::from(format!("{scope}:{:016x}", self.ids.hash_one(raw)))
+    }
+}

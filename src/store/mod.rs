@@ -1,0 +1,124 @@
+//! Where an allowance lives when several processes share it.
+//!
+//! By default a [`Limiter`](crate::Limiter) keeps its buckets in memory: one
+//! process, one allowance, a lock-free decision. Seed 004 says limits are per API
+//! key, not per IP, so workers, pods or machines that use one key must share one
+//! allowance or they get 429s whatever each of them does. A [`SharedStore`] is
+//! that shared allowance: the limiter still decides locally first (cheap, and the
+//! process's own usage stays in its report), then asks the store, which decides
+//! for everyone with the same contracts (DESIGN.md 1-5: every window of every
+//! bucket, all or nothing, reservations with departure times, corrections).
+//!
+//! Two stores come with the crate:
+//! - [`MemoryStore`]: the same decision in this process. It is what a
+//!   [`RedisStore`](crate::store::RedisStore) falls back to (with a share of each
+//!   limit) when Redis is away, and it lets the shared path be tested without a
+//!   server.
+//! - `RedisStore` (feature `redis`): one Lua script per decision, on the Redis
+//!   server's clock.
+
+mod bucket;
+mod health;
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+mod redis_key;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use bucket::{SharedBucket, SharedWindow};
+pub use health::{StoreHealth, StoreStatus};
+pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{FaultPolicy, RedisStore, RedisStoreBuilder};
+
+use crate::ledger::Refusal;
+
+/// A boxed future of a store's answer (a store decision is a network round
+/// trip: one allocation is nothing beside it).
+pub type StoreFuture = Pin<Box<dyn Future<Output = Result<StoreGrant, Refusal>> + Send>>;
+
+/// What a store grants a request.
+pub enum StoreGrant {
+    /// Charged to every bucket: leave now.
+    Now,
+    /// Room reserved: sleep [`Reserved::wait`], then call [`Reserved::depart`].
+    /// Dropping it gives the room back.
+    Later(Box<dyn Reserved>),
+}
+
+impl std::fmt::Debug for StoreGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreGrant::Now => f.write_str("Now"),
+            StoreGrant::Later(r) => f.debug_tuple("Later").field(&r.wait()).finish(),
+        }
+    }
+}
+
+/// A reservation in a shared store. Dropping it before [`Reserved::depart`]
+/// gives its room back.
+pub trait Reserved: Send + Sync {
+    /// How long to sleep, from when the grant arrived, until the departure.
+    fn wait(&self) -> Duration;
+
+    /// The departure has come: takes what was deferred to it, or decides again
+    /// (another bucket filled up meanwhile, or a 429 blocked one).
+    fn depart(self: Box<Self>) -> StoreFuture;
+}
+
+/// A correction from a response, for a store to share with every process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Correction {
+    /// The server counted at least `used` units in window `window` (ending now).
+    Used {
+        /// The window's index in the bucket.
+        window: usize,
+        /// Units the server counted.
+        used: u64,
+    },
+    /// The server refused: the bucket sends nothing for `duration`.
+    Block {
+        /// How long from now.
+        duration: Duration,
+    },
+    /// The server announced a new limit for window `window`.
+    Limit {
+        /// The window's index in the bucket.
+        window: usize,
+        /// The new limit.
+        limit: u32,
+    },
+}
+
+/// One allowance shared by many processes.
+///
+/// Implementations decide atomically for all of a request's buckets, keep
+/// departures in FIFO order per bucket, and never panic on a failing backend:
+/// they apply their fault policy and say so in [`SharedStore::status`].
+pub trait SharedStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Admits `cost` units into every one of `buckets` now, or reserves the
+    /// earliest departure at which every window of every bucket has room, if it
+    /// is within `max_wait` (`None`: any wait).
+    fn acquire(
+        &self,
+        buckets: Vec<SharedBucket>,
+        cost: u32,
+        max_wait: Option<Duration>,
+    ) -> StoreFuture;
+
+    /// Shares what a response taught about `bucket` (fire and forget: the
+    /// response path never waits for the store).
+    fn correct(&self, bucket: &SharedBucket, correction: Correction);
+
+    /// Where the store stands, for the user and the report.
+    fn status(&self) -> StoreStatus;
+
+    /// The id of the bucket named `raw` in `scope` (a route's label, an
+    /// account's or API key's value): the same in every process that shares
+    /// this store, and never `raw` in clear.
+    fn bucket_id(&self, scope: &str, raw: &[u8]) -> std::sync::Arc<str>;
+}

@@ -1,0 +1,605 @@
+//! One allowance for many processes, in Redis.
+//!
+//! Every decision is one call of one Lua script (`decide.lua`, loaded once and
+//! called by hash; reloaded after `NOSCRIPT`), which reads the time from Redis
+//! (`TIME`) so that processes with skewed clocks agree, and admits or reserves
+//! in every window of every bucket at once. Each window is a sorted set of
+//! departures (scores in microseconds on the Redis clock); keys expire when the
+//! bucket has been idle for its longest window.
+//!
+//! When Redis is unreachable, slow (past the timeout), or has more calls in
+//! flight than allowed, the [`FaultPolicy`] applies: refuse with
+//! [`Refusal::StoreUnavailable`], or decide from this process's share of each
+//! limit. Redis is tried again every `retry_every`; on its return the departures
+//! made from the share are added to it, so no window forgets them.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+
+use crate::ledger::Refusal;
+use crate::store::health::HealthCell;
+use crate::store::memory::MemoryStore;
+use crate::store::redis_key;
+use crate::store::{
+    Correction, Reserved, SharedBucket, SharedStore, StoreFuture, StoreGrant, StoreHealth,
+    StoreStatus,
+};
+
+/// What a [`RedisStore`] does while Redis is away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPolicy {
+    /// Refuse requests with [`Refusal::StoreUnavailable`]: never risk a 429.
+    FailClosed,
+    /// Decide from `1/processes` of each limit in this process, and go back to
+    /// Redis when it answers again. `processes` processes that all fail over
+    /// stay within the limit together from one window after the failure on; in
+    /// the window the failure starts in, each process's share counts what it
+    /// sent itself but not what the others sent.
+    LocalShare {
+        /// How many processes share the allowance.
+        processes: NonZeroU32,
+    },
+}
+
+/// Configures a [`RedisStore`].
+#[derive(Debug)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    policy: FaultPolicy,
+    timeout: Duration,
+    retry_every: Duration,
+    max_in_flight: usize,
+}
+
+/// Why a [`RedisStore`] could not be built.
+#[derive(Debug)]
+pub struct RedisStoreError(String);
+
+impl std::fmt::Display for RedisStoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot build the Redis store: {}", self.0)
+    }
+}
+
+impl std::error::Error for RedisStoreError {}
+
+impl RedisStoreBuilder {
+    /// Key names start with `prefix` (default `tower-quota`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// What to do while Redis is away (default: [`FaultPolicy::FailClosed`]).
+    pub fn policy(mut self, policy: FaultPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How long a decision may take before Redis counts as away (default 50 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long to keep to the fault policy before trying Redis again
+    /// (default 1 s).
+    pub fn retry_every(mut self, every: Duration) -> Self {
+        self.retry_every = every;
+        self
+    }
+
+    /// The most calls in flight at once; past it, the fault policy applies
+    /// instead of a queue (default 4096).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// The store. It connects on first use (and reconnects by itself), so
+    /// Redis may be down when it is built. Must be called within a tokio
+    /// runtime.
+    pub fn build(self) -> Result<Arc<RedisStore>, RedisStoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisStoreError("no tokio runtime is running".into()));
+        }
+        // The URL may hold a password: errors name only what kind of problem
+        // it was.
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| RedisStoreError(format!("invalid Redis URL ({:?})", e.kind())))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(self.retry_every);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| RedisStoreError(format!("{:?}", e.kind())))?;
+        let share = match self.policy {
+            FaultPolicy::FailClosed => 1,
+            FaultPolicy::LocalShare { processes } => processes.get(),
+        };
+        Ok(Arc::new(RedisStore(Arc::new(Inner {
+            conn,
+            script: redis::Script::new(include_str!("decide.lua")),
+            prefix: self.prefix,
+            policy: self.policy,
+            timeout: self.timeout,
+            retry_every: self.retry_every,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(self.max_in_flight)),
+            share: MemoryStore::share_of(share, 100_000),
+            fallen_back: Mutex::new(Vec::new()),
+            origin: Instant::now(),
+            down_until: AtomicU64::new(0),
+            health: HealthCell::new(),
+            seed: fastrand::u64(..),
+            next: AtomicU64::new(0),
+        }))))
+    }
+}
+
+/// A [`SharedStore`] in Redis. See the [module docs](self).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::num::NonZeroU32;
+/// use tower_quota::store::{FaultPolicy, RedisStore};
+/// use tower_quota::quota::Quota;
+/// use tower_quota::scope::KeySource;
+/// use tower_quota::Limiter;
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .prefix("crm-sync")
+///     .policy(FaultPolicy::LocalShare { processes: NonZeroU32::new(4).unwrap() })
+///     .build()?;
+/// let limiter = Limiter::builder()
+///     .per_api_key(KeySource::header("x-api-key"), Quota::per_minute(600), 10_000)
+///     .shared(store)
+///     .build();
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStore(Arc<Inner>);
+
+struct Inner {
+    conn: ConnectionManager,
+    script: redis::Script,
+    prefix: String,
+    policy: FaultPolicy,
+    timeout: Duration,
+    retry_every: Duration,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// This process's share: the fallback, mirroring what Redis admitted.
+    share: MemoryStore,
+    /// Departures decided from the share, to hand to Redis when it is back.
+    fallen_back: Mutex<Vec<(SharedBucket, u32, Instant)>>,
+    origin: Instant,
+    /// Milliseconds since `origin` until which Redis is not asked.
+    down_until: AtomicU64,
+    health: HealthCell,
+    seed: u64,
+    next: AtomicU64,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("policy", &self.policy)
+            .field("health", &self.health.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The script's answer: a code, a number, a string.
+type Reply = (i64, i64, String);
+
+/// Which op a script call is, and its extra arguments.
+enum Op {
+    Acquire,
+    Depart,
+    Release,
+    Add(usize, u64),
+    Raise(usize, u64),
+    Block(Duration),
+    Limit(usize, u32),
+}
+
+impl RedisStore {
+    /// A builder for a store at `url` (`redis://host:port/db`).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: "tower-quota".into(),
+            policy: FaultPolicy::FailClosed,
+            timeout: Duration::from_millis(50),
+            retry_every: Duration::from_secs(1),
+            max_in_flight: 4096,
+        }
+    }
+}
+
+impl Inner {
+    fn ticket(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:x}.{n:x}", self.seed)
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn is_down(&self) -> bool {
+        self.millis() < self.down_until.load(Ordering::Relaxed)
+    }
+
+    /// One call of the script.
+    async fn call(
+        &self,
+        op: &Op,
+        id: &str,
+        buckets: &[SharedBucket],
+        flags: &[u8],
+        cost: u32,
+        max_wait: Option<Duration>,
+    ) -> Result<Reply, &'static str> {
+        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
+            return Err("too many calls in flight");
+        };
+        let mut inv = self.script.prepare_invoke();
+        let name = match op {
+            Op::Acquire => "acquire",
+            Op::Depart => "depart",
+            Op::Release => "release",
+            Op::Add(..) => "add",
+            Op::Raise(..) => "raise",
+            Op::Block(_) => "block",
+            Op::Limit(..) => "limit",
+        };
+        let max_wait_us = max_wait.map_or(-1, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        inv.arg(name)
+            .arg(id)
+            .arg(cost)
+            .arg(max_wait_us)
+            .arg(1_000u64)
+            .arg(buckets.len());
+        for (b, bucket) in buckets.iter().enumerate() {
+            let (p, s, i) = (&self.prefix, bucket.scope, &bucket.id);
+            inv.key(redis_key::meta(p, s, i));
+            inv.arg(flags.get(b).copied().unwrap_or(0))
+                .arg(bucket.windows.len());
+            for (w, win) in bucket.windows.iter().enumerate() {
+                inv.key(redis_key::window(p, s, i, w));
+                let anchor = win
+                    .anchor
+                    .and_then(|a| a.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(-1, |d| i64::try_from(d.as_micros()).unwrap_or(-1));
+                inv.arg(win.limit)
+                    .arg(
+                        u64::try_from(win.length.as_micros())
+                            .unwrap_or(u64::MAX)
+                            .max(1),
+                    )
+                    .arg(anchor);
+            }
+        }
+        match *op {
+            Op::Add(w, n) | Op::Raise(w, n) => {
+                inv.arg(w).arg(n);
+            }
+            Op::Block(d) => {
+                inv.arg(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+            }
+            Op::Limit(w, l) => {
+                inv.arg(w).arg(l);
+            }
+            _ => {}
+        }
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, inv.invoke_async::<Reply>(&mut conn)).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                Err("Redis is unreachable")
+            }
+            Ok(Err(_)) => Err("Redis refused the script"),
+            Err(_) => Err("Redis answered too slowly"),
+        }
+    }
+
+    /// Redis failed: apply the policy from now until `retry_every` from now.
+    fn failed(&self, why: &'static str) {
+        self.health.errors.fetch_add(1, Ordering::Relaxed);
+        let until = self.millis() + u64::try_from(self.retry_every.as_millis()).unwrap_or(1000);
+        let was_up = self.down_until.swap(until, Ordering::Relaxed) <= self.millis();
+        if was_up {
+            self.health.failovers.fetch_add(1, Ordering::Relaxed);
+        }
+        self.health.set(match self.policy {
+            FaultPolicy::FailClosed => StoreHealth::Failing,
+            FaultPolicy::LocalShare { .. } => StoreHealth::FailingOver,
+        });
+        tracing::warn!(reason = why, "shared store unavailable");
+    }
+
+    /// Redis answered: back to it, handing it what the share admitted.
+    async fn answered(&self, took: Duration) {
+        let old = self.health.get();
+        if matches!(old, StoreHealth::FailingOver | StoreHealth::Failing) {
+            let fallen: Vec<_> = match self.fallen_back.lock() {
+                Ok(mut v) => std::mem::take(&mut *v),
+                Err(p) => std::mem::take(&mut *p.into_inner()),
+            };
+            for bucket in recent(&fallen) {
+                for (w, win) in bucket.windows.iter().enumerate() {
+                    let n = units_within(&fallen, &bucket.id, win.length);
+                    let _ = self
+                        .call(
+                            &Op::Add(w, n),
+                            &self.ticket(),
+                            std::slice::from_ref(&bucket),
+                            &[0],
+                            1,
+                            None,
+                        )
+                        .await;
+                }
+            }
+        }
+        self.health.set(if took > self.timeout / 2 {
+            StoreHealth::Degraded
+        } else {
+            StoreHealth::Connected
+        });
+    }
+
+    /// The fault policy's answer.
+    fn fallback(
+        &self,
+        buckets: &[SharedBucket],
+        cost: u32,
+        max_wait: Option<Duration>,
+        why: &'static str,
+    ) -> Result<StoreGrant, Refusal> {
+        match self.policy {
+            FaultPolicy::FailClosed => Err(Refusal::StoreUnavailable {
+                store: Arc::from("redis"),
+                reason: Arc::from(why),
+            }),
+            FaultPolicy::LocalShare { .. } => {
+                let grant = self.share.decide(buckets, cost, max_wait)?;
+                self.note_fallback(buckets, cost);
+                Ok(grant)
+            }
+        }
+    }
+
+    fn note_fallback(&self, buckets: &[SharedBucket], cost: u32) {
+        let now = Instant::now();
+        let mut v = match self.fallen_back.lock() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        let longest = buckets
+            .iter()
+            .flat_map(|b| b.windows.iter().map(|w| w.length))
+            .max()
+            .unwrap_or_default();
+        v.retain(|(_, _, t)| now.duration_since(*t) < longest.max(Duration::from_secs(1)));
+        for b in buckets {
+            v.push((b.clone(), cost, now));
+        }
+    }
+}
+
+/// The distinct buckets of `fallen`.
+fn recent(fallen: &[(SharedBucket, u32, Instant)]) -> Vec<SharedBucket> {
+    let mut out: Vec<SharedBucket> = Vec::new();
+    for (b, _, _) in fallen {
+        if !out.iter().any(|o| o.id == b.id) {
+            out.push(b.clone());
+        }
+    }
+    out
+}
+
+/// Units of bucket `id` that left within the last `window`.
+fn units_within(fallen: &[(SharedBucket, u32, Instant)], id: &str, window: Duration) -> u64 {
+    fallen
+        .iter()
+        .filter(|(b, _, t)| &*b.id == id && t.elapsed() < window)
+        .map(|(_, c, _)| u64::from(*c))
+        .sum()
+}
+
+/// Decides in Redis, or by the fault policy.
+async fn decide(
+    inner: Arc<Inner>,
+    op: Op,
+    id: String,
+    buckets: Vec<SharedBucket>,
+    flags: Vec<u8>,
+    cost: u32,
+    max_wait: Option<Duration>,
+) -> Result<StoreGrant, Refusal> {
+    if inner.is_down() {
+        return inner.fallback(&buckets, cost, max_wait, "Redis is away (retrying soon)");
+    }
+    let started = Instant::now();
+    let reply = inner.call(&op, &id, &buckets, &flags, cost, max_wait).await;
+    let (code, n, s) = match reply {
+        Ok(r) => r,
+        Err(why) => {
+            inner.failed(why);
+            // The call may have reserved before it failed: give it back.
+            release(
+                inner.clone(),
+                id,
+                buckets.clone(),
+                vec![1; buckets.len()],
+                cost,
+            );
+            return inner.fallback(&buckets, cost, max_wait, why);
+        }
+    };
+    inner.answered(started.elapsed()).await;
+    inner.health.decisions.fetch_add(1, Ordering::Relaxed);
+    let label = |i: &str| {
+        i.parse::<usize>()
+            .ok()
+            .and_then(|i| buckets.get(i.wrapping_sub(1)))
+            .map_or_else(|| Arc::from("shared store"), |b| b.label.clone())
+    };
+    match code {
+        0 if n <= 0 => {
+            inner.share.mirror(&buckets, cost);
+            Ok(StoreGrant::Now)
+        }
+        0 => {
+            let flags = s.bytes().map(|c| if c == b'1' { 2 } else { 1 }).collect();
+            Ok(StoreGrant::Later(Box::new(RedisReserved {
+                inner,
+                id,
+                buckets,
+                flags,
+                cost,
+                max_wait,
+                wait: Duration::from_micros(n.unsigned_abs()),
+                done: false,
+            })))
+        }
+        1 => Err(Refusal::WouldWait {
+            bucket: label(&s),
+            wait: Duration::from_micros(n.unsigned_abs()),
+        }),
+        _ => Err(Refusal::CostExceedsLimit {
+            bucket: label(&s),
+            cost: u64::from(cost),
+            limit: n.unsigned_abs(),
+        }),
+    }
+}
+
+/// Gives a ticket back, in the background.
+fn release(inner: Arc<Inner>, id: String, buckets: Vec<SharedBucket>, flags: Vec<u8>, cost: u32) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = inner
+                .call(&Op::Release, &id, &buckets, &flags, cost, None)
+                .await;
+        });
+    }
+}
+
+struct RedisReserved {
+    inner: Arc<Inner>,
+    id: String,
+    buckets: Vec<SharedBucket>,
+    /// Per bucket: 1 holds the ticket, 2 is deferred to the departure.
+    flags: Vec<u8>,
+    cost: u32,
+    max_wait: Option<Duration>,
+    wait: Duration,
+    done: bool,
+}
+
+impl Reserved for RedisReserved {
+    fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    fn depart(mut self: Box<Self>) -> StoreFuture {
+        self.done = true;
+        let (inner, id, buckets, flags) = (
+            self.inner.clone(),
+            std::mem::take(&mut self.id),
+            std::mem::take(&mut self.buckets),
+            std::mem::take(&mut self.flags),
+        );
+        let (cost, max_wait) = (self.cost, self.max_wait);
+        Box::pin(decide(
+            inner,
+            Op::Depart,
+            id,
+            buckets,
+            flags,
+            cost,
+            max_wait,
+        ))
+    }
+}
+
+impl Drop for RedisReserved {
+    fn drop(&mut self) {
+        if !self.done {
+            release(
+                self.inner.clone(),
+                std::mem::take(&mut self.id),
+                std::mem::take(&mut self.buckets),
+                std::mem::take(&mut self.flags),
+                self.cost,
+            );
+        }
+    }
+}
+
+impl SharedStore for RedisStore {
+    fn acquire(
+        &self,
+        buckets: Vec<SharedBucket>,
+        cost: u32,
+        max_wait: Option<Duration>,
+    ) -> StoreFuture {
+        let inner = self.0.clone();
+        let id = inner.ticket();
+        let flags = vec![0; buckets.len()];
+        Box::pin(decide(
+            inner,
+            Op::Acquire,
+            id,
+            buckets,
+            flags,
+            cost,
+            max_wait,
+        ))
+    }
+
+    fn correct(&self, bucket: &SharedBucket, correction: Correction) {
+        self.0.share.correct(bucket, correction);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.0.is_down() {
+            return;
+        }
+        let (inner, bucket) = (self.0.clone(), bucket.clone());
+        rt.spawn(async move {
+            let op = match correction {
+                Correction::Used { window, used } => Op::Raise(window, used),
+                Correction::Block { duration } => Op::Block(duration),
+                Correction::Limit { window, limit } => Op::Limit(window, limit),
+            };
+            let id = inner.ticket();
+            // Decisions find out for themselves whether Redis is away; a lost
+            // correction only leaves the shared count where it was.
+            if inner
+                .call(&op, &id, std::slice::from_ref(&bucket), &[0], 1, None)
+                .await
+                .is_err()
+            {
+                inner.health.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    fn status(&self) -> StoreStatus {
+        self.0.health.status("redis")
+    }
+
+    fn bucket_id(&self, scope: &str, raw: &[u8]) -> Arc<str> {
+        Arc::from(redis_key::bucket_id(&self.0.prefix, scope, raw))
+    }
+}

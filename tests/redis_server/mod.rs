@@ -1,0 +1,132 @@
+//! A real `redis-server` of the test's own, on a free loopback port.
+//!
+//! Where the binary is missing, [`RedisServer::start`] returns `None` after a
+//! loud notice saying how to install it, so `cargo test` passes on a fresh
+//! machine; `TOWER_QUOTA_REQUIRE_REDIS=1` (set by `.ci/run`, which installs it)
+//! turns that into a failure.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`, stopped when dropped.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+fn binary() -> Option<&'static str> {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    found.then_some("redis-server")
+}
+
+/// Whether the test must fail rather than skip without Redis.
+pub fn required() -> bool {
+    std::env::var("TOWER_QUOTA_REQUIRE_REDIS").is_ok_and(|v| v == "1")
+}
+
+impl RedisServer {
+    /// A fresh server, or `None` (after a loud notice) where Redis is missing.
+    pub fn start(test: &str) -> Option<RedisServer> {
+        if binary().is_none() {
+            eprintln!(
+                "\n*** SKIPPED: {test}: redis-server not found.\n\
+                 *** Install it with `apt-get install redis-server` (Debian) to run it.\n"
+            );
+            assert!(
+                !required(),
+                "TOWER_QUOTA_REQUIRE_REDIS=1 but redis-server is not installed"
+            );
+            return None;
+        }
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap_or_else(|e| panic!("no free port: {e}"));
+            let mut server = RedisServer { port, child: None };
+            if server.spawn() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on a free port in 5 tries");
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.stop();
+        false
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills it (its data is gone).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(
+            self.spawn(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
+    }
+
+    /// A plain connection, for checking what the store wrote.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

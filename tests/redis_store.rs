@@ -1,0 +1,346 @@
+//! The Redis store against a real `redis-server` of its own (see
+//! `tests/redis_server/mod.rs` for the skip rule): the engine's contracts, one
+//! atomic script per decision, key names, expiry, and NOSCRIPT.
+#![cfg(feature = "redis")]
+
+mod redis_server;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use redis_server::RedisServer;
+use tower_quota::ledger::Refusal;
+use tower_quota::store::{
+    Correction, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant, StoreHealth,
+};
+
+fn window(limit: u32, ms: u64) -> SharedWindow {
+    SharedWindow {
+        limit,
+        length: Duration::from_millis(ms),
+        anchor: None,
+    }
+}
+
+fn bucket(store: &RedisStore, name: &str, windows: &[SharedWindow]) -> SharedBucket {
+    SharedBucket::new(
+        "route",
+        store.bucket_id("route", name.as_bytes()),
+        windows.iter().copied(),
+    )
+}
+
+fn store(server: &RedisServer) -> Arc<RedisStore> {
+    RedisStore::builder(server.url())
+        .prefix("t")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn now_or_wait(
+    store: &RedisStore,
+    b: &[SharedBucket],
+    max: Option<Duration>,
+) -> Option<Duration> {
+    match store.acquire(b.to_vec(), 1, max).await {
+        Ok(StoreGrant::Now) => Some(Duration::ZERO),
+        Ok(StoreGrant::Later(r)) => Some(r.wait()),
+        Err(Refusal::WouldWait { .. }) => None,
+        Err(e) => panic!("unexpected refusal: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_window_admits_its_limit_then_reserves_in_fifo_order() {
+    let Some(server) = RedisServer::start("redis store: one window") else {
+        return;
+    };
+    let s = store(&server);
+    let b = [bucket(&s, "GET /x", &[window(5, 1_000)])];
+    for _ in 0..5 {
+        assert_eq!(
+            now_or_wait(&s, &b, Some(Duration::ZERO)).await,
+            Some(Duration::ZERO)
+        );
+    }
+    // Failing fast reserves nothing and says which bucket.
+    match s.acquire(b.to_vec(), 1, Some(Duration::ZERO)).await {
+        Err(Refusal::WouldWait { wait, .. }) => assert!(wait > Duration::from_millis(900)),
+        other => panic!("expected WouldWait, got {other:?}"),
+    }
+    // Waiters get increasing departures: the 6th and 7th leave one window
+    // after the 1st and 2nd.
+    let mut held = Vec::new();
+    let start = std::time::Instant::now();
+    let mut last = start;
+    for _ in 0..5 {
+        match s.acquire(b.to_vec(), 1, None).await {
+            Ok(StoreGrant::Later(r)) => {
+                // Waits count from each answer: compare departures.
+                let departure = std::time::Instant::now() + r.wait();
+                assert!(departure + Duration::from_millis(2) >= last, "FIFO");
+                assert!(departure <= start + Duration::from_millis(1_010));
+                last = departure;
+                held.push(r);
+            }
+            other => panic!("expected a reservation, got {other:?}"),
+        }
+    }
+    // The window is now full up to one window ahead.
+    assert!(now_or_wait(&s, &b, Some(Duration::from_millis(1_000)))
+        .await
+        .is_none());
+    assert_eq!(s.status().health, StoreHealth::Connected);
+}
+
+#[tokio::test]
+async fn a_dropped_reservation_gives_its_room_back() {
+    let Some(server) = RedisServer::start("redis store: cancellation") else {
+        return;
+    };
+    let s = store(&server);
+    let b = [bucket(&s, "GET /x", &[window(1, 5_000)])];
+    assert_eq!(now_or_wait(&s, &b, None).await, Some(Duration::ZERO));
+    let r = match s.acquire(b.to_vec(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    let w = r.wait();
+    assert!(w > Duration::from_secs(4));
+    drop(r);
+    // The release runs in the background; the next waiter gets the same slot.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let held = match s.acquire(b.to_vec(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    assert!(
+        held.wait() <= w,
+        "{:?} should not queue behind a dropped {w:?}",
+        held.wait()
+    );
+    let mut con = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let key = format!("t:route:{}:0", b[0].id);
+    let n: u64 = redis::cmd("ZCARD")
+        .arg(&key)
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        n, 2,
+        "the first unit and the new reservation, not the dropped one"
+    );
+}
+
+#[tokio::test]
+async fn all_or_nothing_across_buckets_and_windows() {
+    let Some(server) = RedisServer::start("redis store: all or nothing") else {
+        return;
+    };
+    let s = store(&server);
+    let tight = bucket(&s, "tight", &[window(2, 5_000)]);
+    let wide = bucket(&s, "wide", &[window(3, 5_000), window(100, 60_000)]);
+    let both = [tight.clone(), wide.clone()];
+    for _ in 0..2 {
+        assert_eq!(
+            now_or_wait(&s, &both, Some(Duration::ZERO)).await,
+            Some(Duration::ZERO)
+        );
+    }
+    // Refused by `tight`: nothing may be charged to `wide` (the chained-limiter bug).
+    assert!(now_or_wait(&s, &both, Some(Duration::ZERO)).await.is_none());
+    assert_eq!(
+        now_or_wait(&s, std::slice::from_ref(&wide), Some(Duration::ZERO)).await,
+        Some(Duration::ZERO)
+    );
+    assert!(
+        now_or_wait(&s, std::slice::from_ref(&wide), Some(Duration::ZERO))
+            .await
+            .is_none()
+    );
+    // A cost above a window's limit can never fit.
+    match s.acquire(vec![tight], 3, None).await {
+        Err(Refusal::CostExceedsLimit { limit, .. }) => assert_eq!(limit, 2),
+        other => panic!("expected CostExceedsLimit, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_waiter_bound_by_its_own_bucket_does_not_hold_the_shared_one() {
+    let Some(server) = RedisServer::start("redis store: deferred buckets") else {
+        return;
+    };
+    let s = store(&server);
+    let global = bucket(&s, "global", &[window(100, 5_000)]);
+    let busy = bucket(&s, "account 1", &[window(1, 5_000)]);
+    let idle = bucket(&s, "account 2", &[window(1, 5_000)]);
+    assert_eq!(
+        now_or_wait(&s, &[global.clone(), busy.clone()], None).await,
+        Some(Duration::ZERO)
+    );
+    // Account 1 waits ~5 s for its own window, without a place in the global one...
+    let waiting = match s.acquire(vec![global.clone(), busy], 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    assert!(waiting.wait() > Duration::from_secs(4));
+    // ...so account 2 leaves at once.
+    assert_eq!(
+        now_or_wait(&s, &[global, idle], Some(Duration::ZERO)).await,
+        Some(Duration::ZERO)
+    );
+}
+
+#[tokio::test]
+async fn fixed_windows_reset_on_their_anchor() {
+    let Some(server) = RedisServer::start("redis store: fixed windows") else {
+        return;
+    };
+    let s = store(&server);
+    let fixed = SharedWindow {
+        limit: 3,
+        length: Duration::from_secs(3_600),
+        anchor: Some(SystemTime::now() - Duration::from_secs(3_599)),
+    };
+    let b = [bucket(&s, "fixed", &[fixed])];
+    for _ in 0..3 {
+        assert_eq!(
+            now_or_wait(&s, &b, Some(Duration::ZERO)).await,
+            Some(Duration::ZERO)
+        );
+    }
+    // The aligned window ends within a second: the next unit waits for it,
+    // not for an hour as a sliding window would make it.
+    let w = now_or_wait(&s, &b, None).await.unwrap_or_default();
+    assert!(
+        w > Duration::ZERO && w <= Duration::from_millis(1_100),
+        "{w:?}"
+    );
+}
+
+#[tokio::test]
+async fn corrections_block_raise_and_change_limits_for_everyone() {
+    let Some(server) = RedisServer::start("redis store: corrections") else {
+        return;
+    };
+    let a = store(&server);
+    let b = store(&server);
+    let bucket_a = bucket(&a, "GET /x", &[window(10, 60_000)]);
+    // The server counted 8 of 10: another process now has 2 left.
+    a.correct(&bucket_a, Correction::Used { window: 0, used: 8 });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for _ in 0..2 {
+        assert_eq!(
+            now_or_wait(&b, std::slice::from_ref(&bucket_a), Some(Duration::ZERO)).await,
+            Some(Duration::ZERO)
+        );
+    }
+    assert!(
+        now_or_wait(&b, std::slice::from_ref(&bucket_a), Some(Duration::ZERO))
+            .await
+            .is_none()
+    );
+    // A 429 blocks the bucket for everyone.
+    let other = bucket(&a, "GET /y", &[window(10, 60_000)]);
+    a.correct(
+        &other,
+        Correction::Block {
+            duration: Duration::from_secs(2),
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let w = now_or_wait(&b, std::slice::from_ref(&other), None)
+        .await
+        .unwrap_or_default();
+    assert!(w > Duration::from_millis(1_800), "{w:?}");
+    // A new limit from the server applies to every process.
+    let third = bucket(&a, "GET /z", &[window(10, 60_000)]);
+    a.correct(
+        &third,
+        Correction::Limit {
+            window: 0,
+            limit: 1,
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        now_or_wait(&b, std::slice::from_ref(&third), Some(Duration::ZERO)).await,
+        Some(Duration::ZERO)
+    );
+    assert!(
+        now_or_wait(&b, std::slice::from_ref(&third), Some(Duration::ZERO))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_lost_its_scripts_gets_them_again() {
+    let Some(server) = RedisServer::start("redis store: NOSCRIPT") else {
+        return;
+    };
+    let s = store(&server);
+    let b = [bucket(&s, "GET /x", &[window(10, 1_000)])];
+    assert_eq!(now_or_wait(&s, &b, None).await, Some(Duration::ZERO));
+    let mut con = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(now_or_wait(&s, &b, None).await, Some(Duration::ZERO));
+    assert_eq!(s.status().errors, 0);
+    assert_eq!(s.status().health, StoreHealth::Connected);
+}
+
+#[tokio::test]
+async fn keys_hash_the_api_key_carry_the_prefix_and_expire() {
+    let Some(server) = RedisServer::start("redis store: key names") else {
+        return;
+    };
+    let s = store(&server);
+    let secret = "sk_live_very_secret_key";
+    let b = [SharedBucket::new(
+        "api_key",
+        s.bucket_id("api_key", secret.as_bytes()),
+        [window(10, 2_000)],
+    )];
+    assert_eq!(now_or_wait(&s, &b, None).await, Some(Duration::ZERO));
+    s.correct(
+        &b[0],
+        Correction::Block {
+            duration: Duration::from_millis(10),
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut con = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for k in &keys {
+        assert!(k.starts_with("t:api_key:"), "{k}");
+        assert!(!k.contains(secret) && !k.contains("sk_live"), "{k}");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(k)
+            .query_async(&mut con)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(ttl > 0 && ttl <= 4_000, "{k} expires in {ttl} ms");
+    }
+}
