@@ -1,0 +1,183 @@
+//! Redis stopped in the middle of a run and started again: the fault policy
+//! holds, nothing panics, the run completes, and the store goes back to Redis.
+#![cfg(feature = "redis")]
+
+mod redis_drive;
+mod redis_server;
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis_drive::{drive, unix_micros};
+use redis_server::RedisServer;
+use tower_quota::ledger::Refusal;
+use tower_quota::quota::Quota;
+use tower_quota::scope::KeySource;
+use tower_quota::store::{
+    FaultPolicy, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant, StoreHealth,
+};
+use tower_quota::Limiter;
+
+fn store(server: &RedisServer, policy: FaultPolicy) -> Arc<RedisStore> {
+    RedisStore::builder(server.url())
+        .prefix("faults")
+        .policy(policy)
+        .timeout(Duration::from_millis(100))
+        .retry_every(Duration::from_millis(100))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn bucket(store: &RedisStore, limit: u32) -> Vec<SharedBucket> {
+    vec![SharedBucket::new(
+        "route",
+        store.bucket_id("route", b"GET /x"),
+        [SharedWindow {
+            limit,
+            length: Duration::from_secs(30),
+            anchor: None,
+        }],
+    )]
+}
+
+/// Admissions now (never waiting) until the first refusal, up to `most`.
+async fn admit_now(s: &RedisStore, b: &[SharedBucket], most: usize) -> (usize, Option<Refusal>) {
+    for n in 0..most {
+        match s.acquire(b.to_vec(), 1, Some(Duration::ZERO)).await {
+            Ok(StoreGrant::Now) => {}
+            Ok(StoreGrant::Later(_)) => panic!("a zero wait must not reserve"),
+            Err(e) => return (n, Some(e)),
+        }
+    }
+    (most, None)
+}
+
+/// Until the store answers from Redis again (it retries every 100 ms).
+async fn until_back(s: &RedisStore, b: &[SharedBucket]) {
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = s.acquire(b.to_vec(), 1, Some(Duration::ZERO)).await;
+        if s.status().health == StoreHealth::Connected {
+            return;
+        }
+    }
+    panic!("the store never went back to Redis: {:?}", s.status());
+}
+
+#[tokio::test]
+async fn fail_closed_refuses_with_a_typed_error_while_redis_is_away() {
+    let Some(mut server) = RedisServer::start("redis faults: fail closed") else {
+        return;
+    };
+    let s = store(&server, FaultPolicy::FailClosed);
+    let b = bucket(&s, 100);
+    assert_eq!(admit_now(&s, &b, 3).await, (3, None));
+    server.stop();
+    let (n, refusal) = admit_now(&s, &b, 3).await;
+    assert_eq!(n, 0);
+    match refusal {
+        Some(r @ Refusal::StoreUnavailable { .. }) => {
+            let text = r.to_string();
+            assert!(
+                text.contains("unavailable") && !text.contains("redis://"),
+                "{text}"
+            );
+        }
+        other => panic!("expected StoreUnavailable, got {other:?}"),
+    }
+    assert_eq!(s.status().health, StoreHealth::Failing);
+    assert!(s.status().failovers >= 1);
+    server.restart();
+    until_back(&s, &b).await;
+    // A restarted Redis lost everything: the window starts again.
+    let (n, _) = admit_now(&s, &b, 5).await;
+    assert_eq!(n, 5);
+}
+
+#[tokio::test]
+async fn local_share_decides_from_its_share_and_hands_it_back_to_redis() {
+    let Some(mut server) = RedisServer::start("redis faults: local share") else {
+        return;
+    };
+    let two = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
+    let s = store(&server, FaultPolicy::LocalShare { processes: two });
+    let b = bucket(&s, 10);
+    server.stop();
+    // Half of 10 for this process while Redis is away.
+    let (n, refusal) = admit_now(&s, &b, 10).await;
+    assert_eq!(n, 5, "{refusal:?}");
+    assert!(
+        matches!(refusal, Some(Refusal::WouldWait { .. })),
+        "{refusal:?}"
+    );
+    assert_eq!(s.status().health, StoreHealth::FailingOver);
+    server.restart();
+    until_back(&s, &b).await;
+    // Redis was told of the 5 (and of the probe that found it back): at most
+    // 4 more fit in the window, not 10.
+    let (n, _) = admit_now(&s, &b, 10).await;
+    assert!(
+        n <= 4,
+        "{n} admitted: the share's departures were forgotten"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_through_an_outage_completes_under_either_policy() {
+    for policy in [
+        FaultPolicy::FailClosed,
+        FaultPolicy::LocalShare {
+            processes: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
+        },
+    ] {
+        let Some(mut server) = RedisServer::start("redis faults: outage mid-run") else {
+            return;
+        };
+        let s = store(&server, policy);
+        let limiter = Limiter::builder()
+            .per_api_key(
+                KeySource::header("x-api-key"),
+                Quota::new(40, Duration::from_millis(500)).unwrap_or_else(|| panic!("quota")),
+                100,
+            )
+            .max_wait(tower_quota::ledger::MaxWait::Up(Duration::from_secs(2)))
+            .shared(s.clone())
+            .build();
+        let departures = Arc::new(Mutex::new(Vec::new()));
+        let start = unix_micros();
+        let run = tokio::spawn(drive(
+            limiter.clone(),
+            departures.clone(),
+            "key",
+            16,
+            start + 1_600_000,
+        ));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        server.stop();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let during = limiter.store_status().map(|st| st.health);
+        server.restart();
+        let refused = run
+            .await
+            .unwrap_or_else(|e| panic!("the run panicked: {e}"));
+        let sent = departures.lock().map(|d| d.len()).unwrap_or(0);
+        let status = limiter.store_status().unwrap_or_else(|| panic!("shared"));
+        match policy {
+            FaultPolicy::FailClosed => {
+                assert_eq!(during, Some(StoreHealth::Failing));
+                assert!(refused > 0, "fail closed refuses during the outage");
+            }
+            FaultPolicy::LocalShare { .. } => {
+                assert_eq!(during, Some(StoreHealth::FailingOver));
+                assert_eq!(refused, 0, "the share kept requests going");
+            }
+        }
+        assert!(sent >= 40, "{policy:?}: only {sent} sent");
+        assert_eq!(
+            status.health,
+            StoreHealth::Connected,
+            "{policy:?}: {status:?}"
+        );
+    }
+}

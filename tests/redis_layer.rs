@@ -1,0 +1,122 @@
+//! The layer with a Redis store: two limiters (two processes' worth) whose
+//! local clocks disagree by seconds share one API key's window exactly.
+#![cfg(feature = "redis")]
+
+mod redis_drive;
+mod redis_server;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use redis_drive::{drive, max_in_window, unix_micros};
+use redis_server::RedisServer;
+use tower_quota::clock::{Clock, Nanos, TokioClock};
+use tower_quota::quota::Quota;
+use tower_quota::scope::KeySource;
+use tower_quota::store::{RedisStore, StoreHealth};
+use tower_quota::Limiter;
+
+const LIMIT: u32 = 20;
+const WINDOW: Duration = Duration::from_millis(500);
+const MARGIN: Duration = Duration::from_millis(25);
+const SECRET: &str = "sk_live_shared_secret";
+
+/// A clock `by` ahead of (or behind) the real one, on both timelines.
+struct Skewed {
+    inner: TokioClock,
+    ahead: bool,
+    by: Duration,
+}
+
+impl Clock for Skewed {
+    fn now(&self) -> Nanos {
+        let t = self.inner.now().as_duration();
+        Nanos::from_duration(if self.ahead {
+            t + self.by
+        } else {
+            t.saturating_sub(self.by)
+        })
+    }
+
+    fn wall_origin(&self) -> SystemTime {
+        self.inner.wall_origin()
+    }
+}
+
+fn limiter(server: &RedisServer, ahead: bool, by: Duration) -> Arc<Limiter<Skewed>> {
+    let store = RedisStore::builder(server.url())
+        .prefix("skew")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    Limiter::builder()
+        .clock(Skewed {
+            inner: TokioClock::new(),
+            ahead,
+            by,
+        })
+        .per_api_key(
+            KeySource::header("x-api-key"),
+            Quota::new(LIMIT, WINDOW).unwrap_or_else(|| panic!("quota")),
+            100,
+        )
+        .margin(MARGIN)
+        .shared(store)
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_with_skewed_clocks_share_the_window_exactly() {
+    let Some(server) = RedisServer::start("redis layer: clock skew") else {
+        return;
+    };
+    let fast = limiter(&server, true, Duration::from_secs(7));
+    let slow = limiter(&server, false, Duration::from_secs(3));
+    let departures = Arc::new(Mutex::new(Vec::new()));
+    let start = unix_micros();
+    let padded = u64::try_from((WINDOW + MARGIN).as_micros()).unwrap_or(u64::MAX);
+    let until = start + 4 * padded;
+    let (a, b) = tokio::join!(
+        drive(fast.clone(), departures.clone(), SECRET, 8, until),
+        drive(slow.clone(), departures.clone(), SECRET, 8, until),
+    );
+    assert_eq!(a + b, 0, "nothing refused: the layer waits without a cap");
+    let d = departures.lock().map(|d| d.clone()).unwrap_or_default();
+    let window_us = u64::try_from(WINDOW.as_micros()).unwrap_or(u64::MAX);
+    assert!(
+        max_in_window(&d, window_us) <= LIMIT as usize,
+        "{} departures in one window of {WINDOW:?} (limit {LIMIT})",
+        max_in_window(&d, window_us)
+    );
+    // Four padded windows from a cold start: four full allowances.
+    let within = d.iter().filter(|&&t| t < until).count();
+    assert!(
+        within >= (4 * LIMIT as usize) * 9 / 10,
+        "{within} of {} departures: below 90 %",
+        4 * LIMIT
+    );
+    // Both took part.
+    for l in [&fast, &slow] {
+        let status = l.store_status().unwrap_or_else(|| panic!("shared"));
+        assert_eq!(status.health, StoreHealth::Connected);
+        assert!(status.decisions > 10, "{status:?}");
+    }
+    // The API key is nowhere in Redis's key names.
+    let mut con = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!keys.is_empty());
+    for k in keys {
+        assert!(
+            k.starts_with("skew:api_key:") && !k.contains("sk_live"),
+            "{k}"
+        );
+    }
+}
