@@ -1,167 +1,132 @@
-//! tower-quota in one command: an embedded API server with real limits, traffic
+//! tower-quota in one command: an embedded rate-limited API, a client that
+//! learns the limits from the API's usage endpoint, traffic from many tasks
 //! through the layer, and the usage report.
 //!
 //! `cargo run --example quickstart`
 //!
-//! The server speaks seed 004's dialect (per-route sliding windows, per API key,
-//! `X-RateLimit-*` with resets in Unix milliseconds, 429 with `Retry-After`),
-//! compressed 60x: a 60 s window lasts one second. Twenty-four tasks hammer three
-//! routes for four windows through a hyper client behind the layer. At the end:
-//! what was sent, how many 429s came back, how much of each allowance was used,
-//! the report as a table, and the same report as an HTML page.
+//! The server speaks seed 002's dialect: every request counts against a
+//! ceiling shared by all accounts (`GET.people`: 100 per minute) *and* its
+//! account's own (25 per minute), and `GET /rateLimit/usage` tells a
+//! registered system those ceilings. Time is compressed 60x: an API minute
+//! lasts one second. The client is configured with the *shape* of the limits
+//! only (two scopes, per minute); the numbers come from the usage endpoint,
+//! polled through the client's own stack. Then 24 tasks for eight accounts
+//! (two bulk syncs that want more than their own ceiling, six lighter ones)
+//! read people for six API minutes. At the end: what was learned, what was
+//! sent, how many 429s came back (none), how much of each ceiling was used,
+//! and the client's usage report as a table and an HTML page.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "quickstart/scenario.rs"]
+mod scenario;
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_quota::clock::{Clock, TokioClock};
-use tower_quota::headers::{HeaderRules, ResetUnit};
-use tower_quota::quota::{Limits, Quota};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use scenario::{BoxError, RunReport, Settings, ACCOUNTS, ROUTE, TASKS_PER_ACCOUNT};
+use tower_quota::clock::Clock;
 use tower_quota::report::{render_html, render_table, Thresholds};
-use tower_quota::route::Templates;
-use tower_quota::testkit::{Config, Outcome, TestServer, DEFAULT_API_KEY};
-use tower_quota::{Limiter, OtherRoutes, QuotaLayer};
+use tower_quota::seed::SeedScope;
+use tower_quota::SeedTarget;
 
-const SCALE: f64 = 60.0;
-const WINDOW: Duration = Duration::from_secs(1);
-const WINDOWS: u32 = 4;
-const ROUTES: [(&str, &str, &str); 3] = [
-    (
-        "POST",
-        "/v1/leads/add_to_campaign",
-        "POST /v1/leads/add_to_campaign",
-    ),
-    ("GET", "/v1/analytics", "GET /v1/analytics"),
-    (
-        "GET",
-        "/v1/campaigns/42/statistics",
-        "GET /v1/campaigns/:id/statistics",
-    ),
-];
-
-/// Seed 004's table, compressed like the server.
-fn limits(label: &str) -> Option<Limits> {
-    let n = match label {
-        "GET /v1/analytics" | "GET /v1/analytics/daily" | "GET /v1/analytics/by-user" => 30,
-        "POST /v1/leads/add_to_campaign" => 20,
-        "GET /v1/campaigns" | "GET /v1/users" | "GET /v1/users/:id" | "GET /v1/teams/me" => 60,
-        "GET /v1/campaigns/:id" => 120,
-        "GET /v1/campaigns/:id/statistics" => 30,
-        _ => return None,
-    };
-    Quota::new(n, WINDOW).map(Into::into)
-}
+const SETTINGS: Settings = Settings {
+    scale: 60.0,
+    minutes: 6,
+    // 2 % of the compressed minute: room for a request that reaches the
+    // server a little after it left, on a busy two-core machine.
+    margin: Duration::from_millis(20),
+};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let clock = TokioClock::new();
-    let server =
-        TestServer::start(Config::seed004().time_scale(SCALE).clock(clock.clone())).await?;
-    let limiter = Limiter::builder()
-        .clock(clock.clone())
-        .routes(
-            Templates::seed004(),
-            limits,
-            OtherRoutes::Each {
-                limits: Quota::new(60, WINDOW)
-                    .unwrap_or(Quota::per_second(60))
-                    .into(),
-                cap: 1000,
-            },
-        )
-        .headers(HeaderRules::standard().reset_unit(ResetUnit::EpochMillis))
-        .build();
+async fn main() -> Result<(), BoxError> {
     println!(
-        "tower-quota quickstart: seed-004 server on {} (60 s windows last 1 s)",
-        server.base_url()
+        "tower-quota quickstart: a seed-002 partner API on loopback (an API minute lasts 1 s)\n"
     );
-
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let svc = ServiceBuilder::new()
-        .layer(QuotaLayer::new(limiter.clone()))
-        .service(client);
-    let started = Instant::now();
-    let end = clock.now() + WINDOW * WINDOWS;
-    let tasks: Vec<_> = (0..24)
-        .map(|t| {
-            let (mut svc, clock, base) = (svc.clone(), clock.clone(), server.base_url());
-            let (method, path, _) = ROUTES[t % ROUTES.len()];
-            tokio::spawn(async move {
-                let mut statuses: HashMap<u16, u64> = HashMap::new();
-                while clock.now() < end {
-                    let req = http::Request::builder()
-                        .method(method)
-                        .uri(format!("{base}{path}"))
-                        .header("x-api-key", DEFAULT_API_KEY)
-                        .body(Empty::new())?;
-                    let resp = svc.ready().await?.call(req).await?;
-                    *statuses.entry(resp.status().as_u16()).or_default() += 1;
-                }
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(statuses)
-            })
-        })
-        .collect();
-    let mut statuses: HashMap<u16, u64> = HashMap::new();
-    for t in tasks {
-        for (k, v) in t.await?? {
-            *statuses.entry(k).or_default() += v;
-        }
-    }
-    let elapsed = started.elapsed();
-
-    let sent: u64 = statuses.values().sum();
-    let rejected = statuses.get(&429).copied().unwrap_or(0);
-    println!("\n{sent} requests from 24 tasks in {elapsed:.1?}: {rejected} answered 429\n");
-
-    // How much of each allowance was used, from the server's own record.
-    let events = server.recorder().events();
-    let first = events
-        .iter()
-        .filter(|e| e.outcome == Outcome::Admitted)
-        .map(|e| e.at)
-        .min()
-        .unwrap_or(clock.now());
-    println!(
-        "{:<36} {:>8} {:>9} {:>12}",
-        "route", "limit/s", "admitted", "utilisation"
-    );
-    for (_, _, label) in ROUTES {
-        let limit = limits(label).map_or(0, |l| l.quotas()[0].limit());
-        let admitted = events
-            .iter()
-            .filter(|e| {
-                e.route == label
-                    && e.outcome == Outcome::Admitted
-                    && e.at < first + WINDOW * WINDOWS
-            })
-            .count();
-        let possible = u64::from(limit) * u64::from(WINDOWS);
-        println!(
-            "{label:<36} {limit:>8} {admitted:>9} {:>11.1}%",
-            100.0 * admitted as f64 / possible as f64
-        );
-    }
-
-    let snapshot = limiter.snapshot(&Thresholds::default());
-    println!("\nusage report (the client's own view, no polling):\n");
-    print!("{}", render_table(&snapshot));
-    let wall = clock.to_wall(clock.now());
-    let summary = limiter.history().summary_24h(wall);
-    println!("\nlast 24 hours: {}", serde_json::to_string(&summary)?);
-    let page = render_html(&snapshot, &summary, &limiter.history().daily(wall));
-    let path = std::env::temp_dir().join("tower-quota-report.html");
-    std::fs::write(&path, page)?;
-    println!("HTML report: {}", path.display());
-
-    server.shutdown().await;
+    let run = scenario::run(&SETTINGS).await?;
+    print_learned(&run);
+    print_traffic(&run);
+    print_report(&run)?;
+    let rejected = run.rejected;
+    run.server.shutdown().await;
     if rejected > 0 {
         return Err(format!("{rejected} requests were answered 429").into());
     }
-    let _ = Arc::strong_count(&limiter);
+    Ok(())
+}
+
+/// What the first poll of the usage endpoint changed.
+fn print_learned(run: &RunReport) {
+    println!("learned from GET /rateLimit/usage (no limit is configured by hand):");
+    let mut lines = BTreeSet::new();
+    for row in &run.seed.applied {
+        let scope = match row.scope {
+            SeedScope::Global => "across_all_accounts",
+            SeedScope::PerAccount => "per_account",
+            _ => "key",
+        };
+        let applies_to = match row.target {
+            SeedTarget::NewRouteBuckets => "every other route, as it is first seen",
+            SeedTarget::NewAccountBuckets => "every account, as it is first seen",
+            SeedTarget::Account => "the polling account",
+            _ => "the route's bucket",
+        };
+        for change in &row.applied.limits_changed {
+            lines.insert(format!(
+                "  {scope:<20} {:<10} {:>4} per API minute (was {}), for {applies_to}",
+                row.route, change.to, change.from
+            ));
+        }
+    }
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+/// Requests, 429s and the use of each ceiling.
+fn print_traffic(run: &RunReport) {
+    println!(
+        "\n{} tasks ({TASKS_PER_ACCOUNT} per account) read {ROUTE} for {} API minutes ({:.1?}); the usage endpoint was polled {} times",
+        ACCOUNTS.len() * TASKS_PER_ACCOUNT,
+        SETTINGS.minutes,
+        run.elapsed,
+        run.polls,
+    );
+    println!(
+        "{} requests sent: {} answered 429 (the server's own count: {})",
+        run.sent, run.limited, run.rejected
+    );
+    println!(
+        "\nthe shared ceiling, {} per API minute: {} admitted of {} allowed, {:.1} % used",
+        run.ceiling,
+        run.admitted(),
+        run.allowance(),
+        100.0 * run.utilisation()
+    );
+    let minutes: Vec<String> = run.admitted_per_minute.iter().map(u64::to_string).collect();
+    println!("  admitted per API minute: {}", minutes.join(", "));
+    let accounts: Vec<String> = run
+        .admitted_per_account
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    println!(
+        "  per account (each under its own ceiling of {} per API minute): {}",
+        run.account_ceiling,
+        accounts.join(", ")
+    );
+}
+
+/// The client's own usage report: terminal table, 24-hour summary, HTML page.
+fn print_report(run: &RunReport) -> Result<(), BoxError> {
+    let snapshot = run.limiter.snapshot(&Thresholds::default());
+    println!("\nusage report (the client's own view):\n");
+    print!("{}", render_table(&snapshot));
+    let clock = run.limiter.clock();
+    let wall = clock.to_wall(clock.now());
+    let summary = run.limiter.history().summary_24h(wall);
+    println!("\nlast 24 hours: {}", serde_json::to_string(&summary)?);
+    let page = render_html(&snapshot, &summary, &run.limiter.history().daily(wall));
+    let path = std::env::temp_dir().join("tower-quota-report.html");
+    std::fs::write(&path, page)?;
+    println!("HTML report: {}", path.display());
     Ok(())
 }
