@@ -199,7 +199,9 @@ impl<C: Clock> Limiter<C> {
                 (*scope, &**b, counters)
             })
             .collect();
-        Snapshot::of(&rows, self.clock.now(), thresholds)
+        let mut snapshot = Snapshot::of(&rows, self.clock.now(), thresholds);
+        snapshot.store = self.store_status();
+        snapshot
     }
 
     /// The shared store's status, if the allowance is shared

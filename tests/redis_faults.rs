@@ -156,7 +156,11 @@ async fn a_run_through_an_outage_completes_under_either_policy() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         server.stop();
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let during = limiter.store_status().map(|st| st.health);
+        // The report shows the outage.
+        let during = limiter
+            .snapshot(&tower_quota::report::Thresholds::default())
+            .store
+            .map(|st| st.health);
         server.restart();
         let refused = run
             .await

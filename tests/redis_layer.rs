@@ -12,6 +12,7 @@ use redis_drive::{drive, max_in_window, unix_micros};
 use redis_server::RedisServer;
 use tower_quota::clock::{Clock, Nanos, TokioClock};
 use tower_quota::quota::Quota;
+use tower_quota::report::{render_html, render_table, Thresholds};
 use tower_quota::scope::KeySource;
 use tower_quota::store::{RedisStore, StoreHealth};
 use tower_quota::Limiter;
@@ -101,6 +102,22 @@ async fn clients_with_skewed_clocks_share_the_window_exactly() {
         assert_eq!(status.health, StoreHealth::Connected);
         assert!(status.decisions > 10, "{status:?}");
     }
+    // The report says where the store stands, as data, as a table, as a page.
+    let snapshot = fast.snapshot(&Thresholds::default());
+    assert_eq!(
+        snapshot.store.as_ref().map(|s| s.health),
+        Some(StoreHealth::Connected)
+    );
+    let table = render_table(&snapshot);
+    assert!(table.contains("shared store (redis): connected"), "{table}");
+    let now = SystemTime::now();
+    let page = render_html(
+        &snapshot,
+        &fast.history().summary_24h(now),
+        &fast.history().daily(now),
+    );
+    assert!(page.contains("Shared store (redis): connected"), "{page}");
+    assert!(!table.contains("sk_live") && !page.contains("sk_live"));
     // The API key is nowhere in Redis's key names.
     let mut con = server
         .client()

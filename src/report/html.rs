@@ -230,6 +230,23 @@ pub fn render_html(snapshot: &Snapshot, summary: &Summary24h, daily: &[DailyCoun
         credit_card_html(&mut out, c);
     }
     out.push_str("</section>");
+    if let Some(st) = &snapshot.store {
+        out.push_str(&format!(
+            "<p class=\"store {}\">Shared store ({}): {}; {} decisions, {} errors, {} failovers. \
+             Usage above is this process's own.</p>",
+            match st.health {
+                crate::store::StoreHealth::Connected => "healthy",
+                crate::store::StoreHealth::Degraded | crate::store::StoreHealth::FailingOver =>
+                    "warning",
+                crate::store::StoreHealth::Failing => "critical",
+            },
+            escape(&st.store),
+            st.health,
+            st.decisions,
+            st.errors,
+            st.failovers
+        ));
+    }
     summary_html(&mut out, summary);
     chart_html(&mut out, daily);
     out.push_str("</main></body></html>\n");

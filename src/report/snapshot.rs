@@ -56,6 +56,11 @@ pub struct Snapshot {
     /// Credit budgets, if any were added ([`Snapshot::with_credits`]).
     #[serde(default)]
     pub credits: Vec<CreditReport>,
+    /// The shared store's status, when the allowance is shared
+    /// ([`LimiterBuilder::shared`](crate::LimiterBuilder::shared)). The buckets
+    /// then show this process's own usage; the store decides for all.
+    #[serde(default)]
+    pub store: Option<crate::store::StoreStatus>,
 }
 
 /// One bucket of a [`Snapshot`].
@@ -183,6 +188,7 @@ impl Snapshot {
                 .collect(),
             thresholds: *thresholds,
             credits: Vec::new(),
+            store: None,
         }
     }
 

@@ -110,6 +110,17 @@ pub fn render_table(snapshot: &Snapshot) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    if let Some(st) = &snapshot.store {
+        let _ = writeln!(
+            out,
+            "shared store ({}): {}; {} decisions, {} errors, {} failovers; usage above is this process's",
+            printable(&st.store),
+            st.health,
+            st.decisions,
+            st.errors,
+            st.failovers
+        );
+    }
     for c in &snapshot.credits {
         let _ = writeln!(
             out,
