@@ -132,6 +132,8 @@ pub async fn run(settings: &Settings) -> Result<RunReport, BoxError> {
     // All the client knows beforehand is the partner's documentation: every
     // route has a ceiling across all accounts and one per account, per minute.
     // How many, the usage endpoint says; until it does, one: the safe side.
+    // Buckets keep exact history for the limit they are built with: reserve
+    // room for the limits the server will state (up to 1000 per window).
     let unknown: Limits = Quota::new(1, window).ok_or("a zero window")?.into();
     let unknown = unknown.capacity(1000);
     let limiter = Limiter::builder()
