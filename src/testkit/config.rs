@@ -42,6 +42,7 @@ pub struct Config {
     pub(crate) fault: f64,
     pub(crate) latency: Option<Range<Duration>>,
     pub(crate) usage_cache: Duration,
+    pub(crate) retry_after: bool,
 }
 
 impl fmt::Debug for Config {
@@ -56,6 +57,7 @@ impl fmt::Debug for Config {
             .field("fault", &self.fault)
             .field("latency", &self.latency)
             .field("usage_cache", &self.usage_cache)
+            .field("retry_after", &self.retry_after)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +89,7 @@ impl Config {
             fault: 0.0,
             latency: None,
             usage_cache: Duration::from_secs(30),
+            retry_after: true,
         }
     }
 
@@ -290,6 +293,19 @@ impl Config {
     /// How long seed 002's usage response is cached, in API time (default 30 s).
     pub fn usage_cache(mut self, ttl: Duration) -> Config {
         self.usage_cache = ttl;
+        self
+    }
+
+    /// Whether 429s carry `Retry-After` (default: yes, as seeds 004 and 002
+    /// say; seed 000 never sends it).
+    ///
+    /// `Retry-After` is whole seconds, rounded up. Under heavy compression one
+    /// second is many windows (two at 120x), so a client that honours it waits
+    /// far longer than it would against the real server (one second of a
+    /// 60-second window). A test that measures utilisation under compression
+    /// can turn it off and leave clients `X-RateLimit-Reset`, in milliseconds.
+    pub fn retry_after(mut self, send: bool) -> Config {
+        self.retry_after = send;
         self
     }
 

@@ -259,7 +259,8 @@ pub(crate) fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 
 /// Seed 004's header set (also used by seed 002): limit, remaining and reset
 /// (epoch milliseconds) of the binding window, plus `Retry-After` (whole
-/// seconds, rounded up, at least 1) on a 429.
+/// seconds, rounded up, at least 1) on a 429 unless
+/// [`Config::retry_after`] turned it off.
 pub(crate) fn x_ratelimit(shared: &Shared, reply: &mut Reply, verdict: &Verdict) {
     let Some(r) = verdict.binding() else {
         return;
@@ -271,7 +272,7 @@ pub(crate) fn x_ratelimit(shared: &Shared, reply: &mut Reply, verdict: &Verdict)
         "x-ratelimit-reset",
         shared.time.epoch_millis_ceil(r.reset),
     );
-    if !verdict.admitted {
+    if !verdict.admitted && shared.config.retry_after {
         set_header(reply, "retry-after", retry_after_secs(verdict.at, r.reset));
     }
 }
@@ -328,6 +329,27 @@ mod tests {
             charges[0].bucket,
             BucketKey::new("per_account", Some("acme"), "GET.people")
         );
+    }
+
+    #[test]
+    fn retry_after_can_be_left_out_of_429s() {
+        let config = Config::new(Dialect::Campaign)
+            .limit("GET /r", vec![Window::per_minute(1)])
+            .clock(ManualClock::new());
+        for send in [true, false] {
+            let shared = Shared::new(config.clone().retry_after(send));
+            assert!(matches!(
+                shared.meter("c", None, "GET /r"),
+                Metered::Admitted(_)
+            ));
+            let Metered::Rejected(verdict) = shared.meter("c", None, "GET /r") else {
+                panic!("the second request must be refused");
+            };
+            let mut reply = json(StatusCode::TOO_MANY_REQUESTS, "{}");
+            x_ratelimit(&shared, &mut reply, &verdict);
+            assert_eq!(reply.headers().contains_key("retry-after"), send);
+            assert!(reply.headers().contains_key("x-ratelimit-reset"));
+        }
     }
 
     #[test]
