@@ -71,8 +71,12 @@ impl<C: Clock> Limiter<C> {
             {
                 // A new limit from the server, within what the bucket was built
                 // for: a huge or hostile value never loosens it further.
-                let limit = match bucket.capacity(index).and_then(NonZeroU32::new) {
-                    Some(cap) => limit.min(cap),
+                // The ceiling is what the bucket was built for, or its current
+                // limit if a seed already raised it past that: a server that
+                // repeats that limit must not lower it.
+                let ceiling = bucket.capacity(index).max(bucket.limit(index));
+                let limit = match ceiling.and_then(NonZeroU32::new) {
+                    Some(ceiling) => limit.min(ceiling),
                     None => limit,
                 };
                 if bucket.limit(index) != Some(limit.get()) && bucket.note_observation(sent) {
@@ -179,7 +183,8 @@ impl<C: Clock> Limiter<C> {
                 .find_map(|b| (0..b.window_count()).find(|&i| pred(b, i)).map(|i| (b, i)))
         };
         if let Some(len) = w.window {
-            return find(&|b, i| b.window_length(i) == Some(len));
+            // Buckets keep their windows lengthened by the margin.
+            return find(&|b, i| b.window_of_length(len) == Some(i));
         }
         if let Some(limit) = w.limit {
             if let Some(found) = find(&|b, i| b.limit(i).map(u64::from) == Some(limit)) {

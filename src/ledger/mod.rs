@@ -30,6 +30,7 @@ mod pacer;
 mod refusal;
 mod reservation;
 mod window;
+mod window_of_length;
 
 pub use bucket::{Bucket, BucketState, WindowState};
 pub use decision::{acquire, acquire_from, Grant, MaxWait, MAX_BUCKETS};

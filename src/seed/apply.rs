@@ -163,13 +163,11 @@ pub fn apply_to_bucket(
     applied
 }
 
-/// The index and length of the bucket's window for a seed window of `length`.
+/// The index and length of the bucket's window for a seed window of `length`
+/// (see [`Bucket::window_of_length`]).
 fn window_for(bucket: &Bucket, length: Duration) -> Option<(usize, Duration)> {
-    let slack = length / 10;
-    (0..bucket.window_count())
-        .filter_map(|i| bucket.window_length(i).map(|l| (i, l)))
-        .filter(|(_, l)| *l >= length && *l - length <= slack)
-        .min_by_key(|(_, l)| *l)
+    let index = bucket.window_of_length(length)?;
+    Some((index, bucket.window_length(index)?))
 }
 
 fn set_limit(applied: &mut Applied, bucket: &Bucket, index: usize, length: Duration, to: u32) {
