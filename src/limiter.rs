@@ -311,11 +311,12 @@ impl<C: Clock> Limiter<C> {
 
     /// Admits `charged` now, or reserves its departure.
     ///
-    /// A request charged to several buckets that must wait reserves only in the
-    /// buckets that bind it (whose own earliest departure is the request's), and
-    /// takes the others when it leaves ([`Admission::Later::deferred`]). Holding
-    /// a place in, say, the shared global bucket while waiting for its own
-    /// account would make every other account queue behind it there.
+    /// A request charged to several buckets that must wait reserves in the
+    /// buckets that bind it (whose own earliest departure is the request's) and
+    /// in its own account and API-key buckets, and takes the others when it
+    /// leaves ([`Admission::Later::deferred`]). Holding a place in, say, the
+    /// shared global bucket while waiting for its own account would make every
+    /// other account queue behind it there.
     pub(crate) fn decide(
         &self,
         charged: &Charged,
@@ -348,10 +349,19 @@ impl<C: Clock> Limiter<C> {
             earliest.push(b.earliest_departure(cost, now)?);
         }
         let d = earliest.iter().copied().max().unwrap_or(now);
-        let (binding, deferred): (Vec<_>, Vec<_>) =
-            all.iter().zip(&earliest).partition(|(_, e)| **e == d);
-        let binding: Vec<Arc<Bucket>> = binding.into_iter().map(|(b, _)| b.clone()).collect();
-        let deferred: Vec<Arc<Bucket>> = deferred.into_iter().map(|(b, _)| b.clone()).collect();
+        // The request's own buckets (its account's, its API key's) are always
+        // reserved: only its own later requests queue behind it there, and
+        // they must, or they would plan around a departure they cannot see
+        // and give back a shared place at their turn that nobody then takes.
+        let own = |i: usize| charged.account == Some(i) || charged.api_key == Some(i);
+        let (binding, deferred): (Vec<_>, Vec<_>) = all
+            .iter()
+            .zip(&earliest)
+            .enumerate()
+            .partition(|(i, (_, e))| **e == d || own(*i));
+        let binding: Vec<Arc<Bucket>> = binding.into_iter().map(|(_, (b, _))| b.clone()).collect();
+        let deferred: Vec<Arc<Bucket>> =
+            deferred.into_iter().map(|(_, (b, _))| b.clone()).collect();
         // Never earlier than `d`: a bucket that gained room meanwhile must not
         // let the request leave before the others can take it.
         match acquire_from(&binding, cost, now, d, self.max_wait)? {

@@ -5,8 +5,8 @@
 //! nobody takes it. The waiters behind it sleep until their own, later places.
 //! DESIGN.md's contract 3 (no needless waiting) says they should not.
 //!
-//! Ignored until the layer's waiting (`src/future.rs`, `Limiter::decide`) is
-//! fixed: run it with `cargo test --test fidelity_staged_waiting -- --ignored`.
+//! Fixed in `Limiter::decide`: a waiter reserves in its own account's bucket
+//! even when the shared one binds it, so its next request plans behind it.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,6 @@ use tower_quota::{Limiter, OtherRoutes, QuotaLayer};
 const W: Duration = Duration::from_secs(1);
 
 #[tokio::test(start_paused = true)]
-#[ignore = "known defect: a place given back in a shared bucket is lost (contract 3)"]
 async fn a_place_given_back_in_the_shared_bucket_is_taken_by_the_next_waiter() {
     let clock = TokioClock::new();
     let routes = Templates::from_routes([("GET", "/v1/things")]).unwrap_or_else(|e| panic!("{e}"));

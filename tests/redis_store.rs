@@ -344,3 +344,78 @@ async fn keys_hash_the_api_key_carry_the_prefix_and_expire() {
         assert!(ttl > 0 && ttl <= 4_000, "{k} expires in {ttl} ms");
     }
 }
+
+#[tokio::test]
+async fn a_waiter_bound_by_the_shared_bucket_still_holds_its_own_accounts_place() {
+    let Some(server) = RedisServer::start("redis store: own buckets reserved") else {
+        return;
+    };
+    let s = store(&server);
+    let global = bucket(&s, "global", &[window(2, 2_000)]);
+    let account = |name: &str| {
+        SharedBucket::new(
+            "account",
+            s.bucket_id("account", name.as_bytes()),
+            [window(1, 2_000)],
+        )
+    };
+    for other in ["b", "c"] {
+        assert_eq!(
+            now_or_wait(&s, &[global.clone(), account(other)], None).await,
+            Some(Duration::ZERO)
+        );
+    }
+    let later = |g: Result<StoreGrant, Refusal>| match g {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    // a's first request waits for the global bucket (2 s)...
+    let a1 = later(s.acquire(vec![global.clone(), account("a")], 1, None).await);
+    // ...its second for its own account, one window after the first (4 s)...
+    let a2 = later(s.acquire(vec![global.clone(), account("a")], 1, None).await);
+    // ...so d takes the global bucket's other place at 2 s, not at 4 s.
+    let d = later(s.acquire(vec![global, account("d")], 1, None).await);
+    assert!(a1.wait() > Duration::from_millis(1_900) && a1.wait() <= Duration::from_secs(2));
+    assert!(a2.wait() > Duration::from_millis(3_900), "{:?}", a2.wait());
+    assert!(d.wait() <= Duration::from_secs(2), "d waits {:?}", d.wait());
+}
+
+#[tokio::test]
+async fn at_its_departure_a_waiter_takes_the_deferred_bucket_or_decides_again() {
+    let Some(server) = RedisServer::start("redis store: departures") else {
+        return;
+    };
+    let s = store(&server);
+    let shared = bucket(&s, "shared", &[window(2, 300)]);
+    let own = SharedBucket::new("api_key", s.bucket_id("api_key", b"k"), [window(1, 300)]);
+    let both = vec![shared.clone(), own];
+    assert_eq!(now_or_wait(&s, &both, None).await, Some(Duration::ZERO));
+    // Bound by its own bucket: the shared one is deferred to the departure.
+    let r = match s.acquire(both.clone(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    let departure = tokio::time::Instant::now() + r.wait();
+    // Meanwhile someone else takes the shared bucket's last place, and
+    // reserves the next one, at the waiter's departure.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        now_or_wait(&s, std::slice::from_ref(&shared), Some(Duration::ZERO)).await,
+        Some(Duration::ZERO)
+    );
+    let held = match s.acquire(vec![shared.clone()], 1, None).await {
+        Ok(StoreGrant::Later(h)) => h,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    tokio::time::sleep_until(departure).await;
+    // The shared bucket is full at the departure: the ticket is given back
+    // and decided again, in one step, behind the other's reservation.
+    let again = match r.depart().await {
+        Ok(StoreGrant::Later(again)) => again,
+        other => panic!("expected a new reservation, got {other:?}"),
+    };
+    assert!(again.wait() > Duration::ZERO && again.wait() <= Duration::from_millis(300));
+    tokio::time::sleep(again.wait()).await;
+    assert!(matches!(again.depart().await, Ok(StoreGrant::Now)));
+    drop(held);
+}

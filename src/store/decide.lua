@@ -13,7 +13,8 @@
 -- ARGV[4] = most wait in microseconds (-1: forever)
 -- ARGV[5] = idle expiry slack in milliseconds
 -- ARGV[6] = number of buckets, then per bucket:
---   flag (0: charge, 1: holds the ticket, 2: deferred), window count,
+--   flag (0: charge, 1: holds the ticket, 2: deferred; plus 10 for the
+--   request's own account or API-key bucket, always reserved in), window count,
 --   then per window: limit, length in microseconds, anchor (-1: sliding)
 -- After the buckets, op-specific arguments:
 --   "add"/"raise": window index (0-based) of bucket 1, units
@@ -40,7 +41,7 @@ for b = 1, n do
   local flag = tonumber(ARGV[a])
   local nw = tonumber(ARGV[a + 1])
   a = a + 2
-  local bucket = { flag = flag, meta = KEYS[k], windows = {}, longest = 0 }
+  local bucket = { flag = flag % 10, own = flag >= 10, meta = KEYS[k], windows = {}, longest = 0 }
   k = k + 1
   for w = 1, nw do
     local win = {
@@ -140,7 +141,8 @@ local function release(bucket)
 end
 
 -- Admits the buckets whose flag is in `which` now, or reserves the departure in
--- those that bind it; the others are deferred to the departure.
+-- those that bind it and in the request's own; the others are deferred to the
+-- departure (a waiter holds no place in a shared bucket it does not wait for).
 local function decide(which)
   for b, bucket in ipairs(buckets) do
     if which[bucket.flag] then
@@ -164,7 +166,7 @@ local function decide(which)
   for b, bucket in ipairs(buckets) do
     if not which[bucket.flag] then
       mask = mask .. '0'
-    elseif wait == 0 or times[b] == d then
+    elseif wait == 0 or times[b] == d or bucket.own then
       charge(bucket, d)
       mask = mask .. '0'
     else

@@ -459,7 +459,11 @@ async fn decide(
             Ok(StoreGrant::Now)
         }
         0 => {
-            let flags = s.bytes().map(|c| if c == b'1' { 2 } else { 1 }).collect();
+            let flags = s
+                .bytes()
+                .zip(&buckets)
+                .map(|(c, b)| if c == b'1' { 2 } else { 1 } + own(b))
+                .collect();
             Ok(StoreGrant::Later(Box::new(RedisReserved {
                 inner,
                 id,
@@ -480,6 +484,16 @@ async fn decide(
             cost: u64::from(cost),
             limit: n.unsigned_abs(),
         }),
+    }
+}
+
+/// 10 for the request's own buckets (an account's, an API key's), which a
+/// waiter always reserves in: the script's flag offset.
+fn own(b: &SharedBucket) -> u8 {
+    if matches!(b.scope, "account" | "api_key") {
+        10
+    } else {
+        0
     }
 }
 
@@ -555,7 +569,7 @@ impl SharedStore for RedisStore {
     ) -> StoreFuture {
         let inner = self.0.clone();
         let id = inner.ticket();
-        let flags = vec![0; buckets.len()];
+        let flags = buckets.iter().map(own).collect();
         Box::pin(decide(
             inner,
             Op::Acquire,
