@@ -419,3 +419,53 @@ async fn at_its_departure_a_waiter_takes_the_deferred_bucket_or_decides_again() 
     assert!(matches!(again.depart().await, Ok(StoreGrant::Now)));
     drop(held);
 }
+
+/// The system clock, `by` ahead on the wall.
+struct Ahead(tower_quota::clock::SystemClock, Duration);
+
+impl tower_quota::clock::Clock for Ahead {
+    fn now(&self) -> tower_quota::clock::Nanos {
+        self.0.now()
+    }
+
+    fn wall_origin(&self) -> SystemTime {
+        self.0.wall_origin() + self.1
+    }
+}
+
+#[tokio::test]
+async fn fixed_windows_agree_between_clocks_seconds_apart() {
+    let Some(server) = RedisServer::start("redis store: fixed windows, skewed clocks") else {
+        return;
+    };
+    let skew = Duration::from_secs(7);
+    let a = store(&server);
+    let b = RedisStore::builder(server.url())
+        .prefix("t")
+        .clock(Ahead(tower_quota::clock::SystemClock::new(), skew))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The server's hour ends 0.8 s from now; each process knows it on its own
+    // clock (b's runs 7 s ahead, so its reset reads 7 s later).
+    let reset = SystemTime::now() + Duration::from_millis(800);
+    let fixed = |anchor: SystemTime| SharedWindow {
+        limit: 3,
+        length: Duration::from_secs(3_600),
+        anchor: Some(anchor),
+    };
+    let id = a.bucket_id("route", b"fixed");
+    let in_a = [SharedBucket::new("route", id.clone(), [fixed(reset)])];
+    let in_b = [SharedBucket::new("route", id, [fixed(reset + skew)])];
+    for _ in 0..3 {
+        assert_eq!(
+            now_or_wait(&a, &in_a, Some(Duration::ZERO)).await,
+            Some(Duration::ZERO)
+        );
+    }
+    // b sees the same full hour, ending at the same instant.
+    let w = now_or_wait(&b, &in_b, None).await.unwrap_or_default();
+    assert!(
+        w > Duration::from_millis(600) && w <= Duration::from_millis(800),
+        "b would wait {w:?}, not until the shared reset"
+    );
+}

@@ -15,7 +15,9 @@
 -- ARGV[6] = number of buckets, then per bucket:
 --   flag (0: charge, 1: holds the ticket, 2: deferred; plus 10 for the
 --   request's own account or API-key bucket, always reserved in), window count,
---   then per window: limit, length in microseconds, anchor (-1: sliding)
+--   then per window: limit, length in microseconds, phase (-1: sliding; for a
+--   fixed window, how far into its current window the client's clock is, so
+--   that its window starts at now - phase on Redis's clock)
 -- After the buckets, op-specific arguments:
 --   "add"/"raise": window index (0-based) of bucket 1, units
 --   "block": microseconds from now
@@ -50,6 +52,7 @@ for b = 1, n do
       len = tonumber(ARGV[a + 1]),
       anchor = tonumber(ARGV[a + 2]),
     }
+    if win.anchor >= 0 then win.anchor = now - win.anchor end
     local override = redis.call('HGET', bucket.meta, 'limit:' .. (w - 1))
     if override then win.limit = tonumber(override) end
     if win.len > bucket.longest then bucket.longest = win.len end

@@ -16,10 +16,11 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 
+use crate::clock::{Clock, SystemClock};
 use crate::ledger::Refusal;
 use crate::store::health::HealthCell;
 use crate::store::memory::MemoryStore;
@@ -46,7 +47,6 @@ pub enum FaultPolicy {
 }
 
 /// Configures a [`RedisStore`].
-#[derive(Debug)]
 pub struct RedisStoreBuilder {
     url: String,
     prefix: String,
@@ -54,6 +54,20 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     retry_every: Duration,
     max_in_flight: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URL: it may hold a password.
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("policy", &self.policy)
+            .field("timeout", &self.timeout)
+            .field("retry_every", &self.retry_every)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a [`RedisStore`] could not be built.
@@ -101,6 +115,14 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// The clock the limiter uses, when it is not the system's: fixed windows
+    /// are sent to Redis as how far into its window this clock is, so that
+    /// processes whose clocks disagree agree on where windows start.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// The store. It connects on first use (and reconnects by itself), so
     /// Redis may be down when it is built. Must be called within a tokio
     /// runtime.
@@ -138,6 +160,7 @@ impl RedisStoreBuilder {
             health: HealthCell::new(),
             seed: fastrand::u64(..),
             next: AtomicU64::new(0),
+            clock: self.clock,
         }))))
     }
 }
@@ -183,6 +206,7 @@ struct Inner {
     health: HealthCell,
     seed: u64,
     next: AtomicU64,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -219,6 +243,7 @@ impl RedisStore {
             timeout: Duration::from_millis(50),
             retry_every: Duration::from_secs(1),
             max_in_flight: 4096,
+            clock: Arc::new(SystemClock::new()),
         }
     }
 }
@@ -274,10 +299,9 @@ impl Inner {
                 .arg(bucket.windows.len());
             for (w, win) in bucket.windows.iter().enumerate() {
                 inv.key(redis_key::window(p, s, i, w));
-                let anchor = win
-                    .anchor
-                    .and_then(|a| a.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(-1, |d| i64::try_from(d.as_micros()).unwrap_or(-1));
+                let anchor = win.anchor.map_or(-1, |a| {
+                    phase(a, self.clock.to_wall(self.clock.now()), win.length)
+                });
                 inv.arg(win.limit)
                     .arg(
                         u64::try_from(win.length.as_micros())
@@ -393,6 +417,21 @@ impl Inner {
             v.push((b.clone(), cost, now));
         }
     }
+}
+
+/// How far into its current window a fixed window with a window starting at
+/// `anchor` is at `now`, in microseconds: what the script turns into an
+/// anchor on Redis's clock. Only this process's clock enters it, so a clock
+/// that is seconds off shifts nothing.
+fn phase(anchor: SystemTime, now: SystemTime, length: Duration) -> i64 {
+    let w = i128::try_from(length.as_micros())
+        .unwrap_or(i128::MAX)
+        .max(1);
+    let micros = |t: SystemTime| match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i128::try_from(d.as_micros()).unwrap_or(i128::MAX),
+        Err(e) => -i128::try_from(e.duration().as_micros()).unwrap_or(i128::MAX),
+    };
+    i64::try_from((micros(now) - micros(anchor)).rem_euclid(w)).unwrap_or(0)
 }
 
 /// The distinct buckets of `fallen`.
@@ -615,5 +654,25 @@ impl SharedStore for RedisStore {
 
     fn bucket_id(&self, scope: &str, raw: &[u8]) -> Arc<str> {
         Arc::from(redis_key::bucket_id(&self.0.prefix, scope, raw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phase_is_how_far_into_its_window_now_is() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let hour = Duration::from_secs(3_600);
+        let ms = |n: u64| Duration::from_millis(n);
+        assert_eq!(phase(t0, t0 + ms(1_500), hour), 1_500_000);
+        // Any window start works as the anchor: before or after now.
+        assert_eq!(phase(t0 + hour * 5, t0 + ms(1_500), hour), 1_500_000);
+        assert_eq!(phase(t0 - hour * 30, t0 + ms(1_500), hour), 1_500_000);
+        // Two clocks 7 s apart, each with the reset on its own reckoning, agree.
+        let skew = Duration::from_secs(7);
+        assert_eq!(phase(t0 + skew, t0 + ms(1_500) + skew, hour), 1_500_000);
+        assert_eq!(phase(t0, t0, Duration::ZERO), 0);
     }
 }
