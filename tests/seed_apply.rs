@@ -107,12 +107,14 @@ fn limits_are_replaced_up_and_down_and_unknown_lengths_are_skipped() {
             LimitChange {
                 window: Duration::from_secs(60),
                 from: 100,
-                to: 200
+                to: 200,
+                exact: true,
             },
             LimitChange {
                 window: Duration::from_secs(3600),
                 from: 600,
-                to: 500
+                to: 500,
+                exact: true,
             },
         ]
     );
@@ -145,6 +147,23 @@ fn padded_windows_match_and_too_large_limits_are_kept_out() {
     let applied = apply_to_bucket(&b, &huge, Nanos::ZERO, |_| None);
     assert_eq!(applied.skipped[0].reason, SkipReason::LimitTooLarge);
     assert_eq!(b.limit(0), Some(100));
+}
+
+#[test]
+fn a_limit_beyond_the_buckets_capacity_is_applied_and_flagged() {
+    let bucket = Bucket::new("b", day_hour_minute(1, 600, 6000));
+    let applied = apply_to_bucket(
+        &bucket,
+        &[window("minute", 60, 25, None)],
+        Nanos::ZERO,
+        |_| None,
+    );
+    assert_eq!(bucket.limit(0), Some(25));
+    assert_eq!(applied.limits_changed.len(), 1);
+    assert!(
+        !applied.limits_changed[0].exact,
+        "built for 1: 25 is not counted exactly"
+    );
 }
 
 #[test]

@@ -64,6 +64,10 @@ pub struct LimitChange {
     pub from: u32,
     /// The server's limit, now the bucket's.
     pub to: u32,
+    /// Whether the bucket counts the new limit exactly. `false`: it was built
+    /// for fewer units ([`Limits::capacity`](crate::quota::Limits::capacity)),
+    /// so it stays safe but admits less than the limit allows.
+    pub exact: bool,
 }
 
 /// A seed window that changed nothing.
@@ -177,10 +181,23 @@ fn set_limit(applied: &mut Applied, bucket: &Bucket, index: usize, length: Durat
     let from = bucket.limit(index).unwrap_or(0);
     if from != to && bucket.set_limit(index, limit) {
         tracing::info!(target: "tower_quota::seed", bucket = %bucket.label(), window = ?length, from, to, "the server's limit replaces ours");
+        let exact = bucket.capacity(index).is_some_and(|c| c >= to);
+        if !exact {
+            tracing::warn!(
+                target: "tower_quota::seed",
+                bucket = %bucket.label(),
+                window = ?length,
+                to,
+                capacity = bucket.capacity(index).unwrap_or(0),
+                "the server's limit is more than the bucket was built to count exactly: \
+                 it stays safe but admits less; build it with Limits::capacity"
+            );
+        }
         applied.limits_changed.push(LimitChange {
             window: length,
             from,
             to,
+            exact,
         });
     }
 }
