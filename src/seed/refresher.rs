@@ -546,13 +546,12 @@ impl<C: Clock> Refresher<C> {
     }
 
     /// Spawns the periodic task (see [`Refresher::into_task`]) on the current
-    /// tokio runtime. Needs tokio's `rt`, which the `testkit` feature enables;
-    /// otherwise spawn [`Refresher::into_task`]'s future yourself.
+    /// tokio runtime (or spawn [`Refresher::into_task`]'s future yourself, on
+    /// any executor with tokio's timer).
     ///
     /// # Panics
     ///
     /// Outside a tokio runtime, as `tokio::spawn` does.
-    #[cfg(feature = "testkit")]
     pub fn spawn(self) -> RefreshHandle<C> {
         let (task, handle) = self.into_task();
         tokio::spawn(task);

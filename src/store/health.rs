@@ -71,6 +71,7 @@ impl HealthCell {
     }
 
     /// Sets the health; the previous one.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn set(&self, h: StoreHealth) -> StoreHealth {
         let v = match h {
             StoreHealth::Connected => 0,

@@ -127,6 +127,7 @@ impl MemoryStore {
 
     /// Counts a departure the shared store admitted, where it fits: on failing
     /// over, the share then starts from what this process already sent.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn mirror(&self, buckets: &[SharedBucket], cost: u32) {
         if let Ok(local) = self.buckets_of(buckets) {
             for b in &local {
