@@ -8,12 +8,10 @@ mod redis_server;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use redis_drive::{drive, max_in_window, unix_micros};
+use redis_drive::{drive, max_in_window, per_key, unix_micros};
 use redis_server::RedisServer;
 use tower_quota::clock::{Clock, Nanos, TokioClock};
-use tower_quota::quota::Quota;
 use tower_quota::report::{render_html, render_table, Thresholds};
-use tower_quota::scope::KeySource;
 use tower_quota::store::{RedisStore, StoreHealth};
 use tower_quota::Limiter;
 
@@ -50,20 +48,18 @@ fn limiter(server: &RedisServer, ahead: bool, by: Duration) -> Arc<Limiter<Skewe
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    Limiter::builder()
-        .clock(Skewed {
-            inner: TokioClock::new(),
-            ahead,
-            by,
-        })
-        .per_api_key(
-            KeySource::header("x-api-key"),
-            Quota::new(LIMIT, WINDOW).unwrap_or_else(|| panic!("quota")),
-            100,
-        )
-        .margin(MARGIN)
-        .shared(store)
-        .build()
+    let clock = Skewed {
+        inner: TokioClock::new(),
+        ahead,
+        by,
+    };
+    per_key(
+        Limiter::builder().clock(clock),
+        store,
+        LIMIT,
+        WINDOW,
+        MARGIN,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,16 +115,7 @@ async fn clients_with_skewed_clocks_share_the_window_exactly() {
     assert!(page.contains("Shared store (redis): connected"), "{page}");
     assert!(!table.contains("sk_live") && !page.contains("sk_live"));
     // The API key is nowhere in Redis's key names.
-    let mut con = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut con)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let keys = server.keys().await;
     assert!(!keys.is_empty());
     for k in keys {
         assert!(

@@ -17,10 +17,8 @@ mod shared {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use super::redis_drive::{drive, max_in_window, unix_micros};
+    use super::redis_drive::{drive, max_in_window, per_key, unix_micros};
     use super::redis_server::RedisServer;
-    use tower_quota::quota::Quota;
-    use tower_quota::scope::KeySource;
     use tower_quota::store::RedisStore;
     use tower_quota::Limiter;
 
@@ -47,15 +45,7 @@ mod shared {
                 .timeout(Duration::from_millis(500))
                 .build()
                 .unwrap_or_else(|e| panic!("{e}"));
-            let limiter = Limiter::builder()
-                .per_api_key(
-                    KeySource::header("x-api-key"),
-                    Quota::new(LIMIT, WINDOW).unwrap_or_else(|| panic!("quota")),
-                    100,
-                )
-                .margin(MARGIN)
-                .shared(store)
-                .build();
+            let limiter = per_key(Limiter::builder(), store, LIMIT, WINDOW, MARGIN);
             let departures = Arc::new(Mutex::new(Vec::new()));
             let refused = drive(limiter, departures.clone(), "sk_one_key", 16, until).await;
             assert_eq!(refused, 0);

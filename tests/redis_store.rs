@@ -120,11 +120,7 @@ async fn a_dropped_reservation_gives_its_room_back() {
         "{:?} should not queue behind a dropped {w:?}",
         held.wait()
     );
-    let mut con = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut con = server.connection().await;
     let key = format!("t:route:{}:0", b[0].id);
     let n: u64 = redis::cmd("ZCARD")
         .arg(&key)
@@ -287,11 +283,7 @@ async fn a_redis_that_lost_its_scripts_gets_them_again() {
     let s = store(&server);
     let b = [bucket(&s, "GET /x", &[window(10, 1_000)])];
     assert_eq!(now_or_wait(&s, &b, None).await, Some(Duration::ZERO));
-    let mut con = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut con = server.connection().await;
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut con)
@@ -322,16 +314,8 @@ async fn keys_hash_the_api_key_carry_the_prefix_and_expire() {
         },
     );
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let mut con = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut con)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut con = server.connection().await;
+    let keys = server.keys().await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     for k in &keys {
         assert!(k.starts_with("t:api_key:"), "{k}");

@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower::{Service, ServiceExt};
 use tower_quota::clock::Clock;
-use tower_quota::{Limiter, QuotaService};
+use tower_quota::quota::Quota;
+use tower_quota::scope::KeySource;
+use tower_quota::store::SharedStore;
+use tower_quota::{Limiter, LimiterBuilder, QuotaService};
 
 pub type Request = http::Request<()>;
 pub type Response = http::Response<()>;
@@ -21,6 +24,26 @@ pub fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// `builder` limiting each `x-api-key` to `limit` per `window` (lengthened by
+/// `margin`), shared through `store`.
+pub fn per_key<C: Clock>(
+    builder: LimiterBuilder<C>,
+    store: Arc<impl SharedStore>,
+    limit: u32,
+    window: Duration,
+    margin: Duration,
+) -> Arc<Limiter<C>> {
+    builder
+        .per_api_key(
+            KeySource::header("x-api-key"),
+            Quota::new(limit, window).unwrap_or_else(|| panic!("quota")),
+            100,
+        )
+        .margin(margin)
+        .shared(store)
+        .build()
 }
 
 /// An inner service that records when each request reached it.

@@ -120,8 +120,21 @@ impl RedisServer {
     }
 
     /// A plain connection, for checking what the store wrote.
-    pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).unwrap_or_else(|e| panic!("{e}"))
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every key name in the server.
+    pub async fn keys(&self) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut self.connection().await)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
