@@ -253,8 +253,16 @@ impl<C: Clock> Limiter<C> {
         if let Some(each) = self.each_other_buckets() {
             // The key the layer uses for an undeclared route is the router's
             // name for it, which is the server's label.
-            match each.bucket(&label.to_owned(), self.clock().now()) {
-                Ok(bucket) => applied(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of),
+            let key = label.to_owned();
+            match each.bucket(&key, self.clock().now()) {
+                Ok(bucket) => {
+                    applied(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
+                    // An eviction must not send the route back to the default.
+                    let limits: Vec<u32> = (0..bucket.window_count())
+                        .map(|i| bucket.limit(i).unwrap_or(0))
+                        .collect();
+                    each.remember_limits(&key, &limits);
+                }
                 Err(_) => skip(report, entry, SeedSkip::TooManyRoutes),
             }
         } else {

@@ -101,6 +101,20 @@ fn undeclared_routes_get_their_own_bucket_with_other_routes_each() {
             .map(|r| r.target),
         Some(SeedTarget::UndeclaredRoute)
     );
+    // Idle for a day, the bucket is evicted when ten other routes need room;
+    // made again, it keeps the server's limit, not the default 60.
+    clock.advance(Duration::from_secs(86_400 * 2));
+    for i in 0..10 {
+        let _ = limiter.route_bucket(&Method::GET, &format!("/api/v1/thing{i}/1"));
+    }
+    let again = limiter
+        .route_bucket(&Method::GET, "/api/v1/widgets/1")
+        .expect("one each");
+    assert!(
+        !std::sync::Arc::ptr_eq(&widgets, &again),
+        "it must have been evicted"
+    );
+    assert_eq!(again.limit(0), Some(7));
 }
 
 #[test]

@@ -51,6 +51,10 @@ pub struct KeyedBuckets<K> {
     /// read its clock before the eviction (and was delayed) would otherwise
     /// find an empty bucket where the evicted one still counted units.
     floor: AtomicU64,
+    /// Limits the server gave single keys (a seed's entry for one undeclared
+    /// route), so that a bucket made for the key again after an eviction
+    /// starts from them, not from the scope's. Read only when a bucket is made.
+    remembered: papaya::HashMap<K, Box<[u32]>, foldhash::fast::RandomState>,
 }
 
 impl<K> fmt::Debug for KeyedBuckets<K> {
@@ -74,6 +78,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
             limits,
             cap,
             floor: AtomicU64::new(0),
+            remembered: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
             // Blocking resizes: papaya's default incremental mode can leave a
             // resize unfinished when entries only arrive through
             // get_or_insert_with, and every lookup then probes both tables
@@ -155,6 +162,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         // After the insertion: a concurrent `set_limit` either stored its
         // override before this read or finds this bucket in the map.
         self.apply_overrides(b);
+        self.apply_remembered(key, b);
         Ok(b)
     }
 
@@ -245,6 +253,30 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
             b.set_limit(index, limit);
         }
         true
+    }
+
+    /// Remembers `key`'s limits as the server gave them (one per window, 0:
+    /// the scope's): a bucket made for `key` after an eviction gets them. At
+    /// most as many keys as the scope's cap are remembered.
+    pub fn remember_limits(&self, key: &K, limits: &[u32]) {
+        let map = self.remembered.pin();
+        if map.len() < self.cap || map.contains_key(key) {
+            map.insert(key.clone(), limits.into());
+        }
+    }
+
+    fn apply_remembered(&self, key: &K, bucket: &Bucket) {
+        if self.remembered.is_empty() {
+            return;
+        }
+        let map = self.remembered.pin();
+        for (i, l) in map.get(key).into_iter().flat_map(|l| l.iter().enumerate()) {
+            if let Some(limit) = NonZeroU32::new(*l) {
+                if bucket.limit(i) != Some(limit.get()) {
+                    bucket.set_limit(i, limit);
+                }
+            }
+        }
     }
 
     fn apply_overrides(&self, bucket: &Bucket) {
