@@ -71,7 +71,7 @@ pub enum Target {
 enum RouteBuckets {
     Unlimited,
     Shared(Arc<Bucket>),
-    Each(KeyedBuckets<String>),
+    Each(Box<KeyedBuckets<String>>),
 }
 
 /// The buckets one request is charged to.
@@ -647,7 +647,7 @@ impl<C: Clock> LimiterBuilder<C> {
                 RouteBuckets::Shared(Arc::new(Bucket::new("other routes", self.pad(l))))
             }
             OtherRoutes::Each { limits, cap } => {
-                RouteBuckets::Each(KeyedBuckets::new("route", self.pad(limits), cap))
+                RouteBuckets::Each(Box::new(KeyedBuckets::new("route", self.pad(limits), cap)))
             }
         };
         let accounts = self
