@@ -7,6 +7,7 @@
 //! (set by `.ci/run`, which installs it) makes that a failure.
 #![cfg(feature = "report")]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -120,7 +121,9 @@ document.body.appendChild(pre);
 fn the_page_shows_cards_bars_and_colours_in_a_real_browser() {
     let Some(chromium) = chromium() else {
         let required = std::env::var("TOWER_QUOTA_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1");
-        eprintln!(
+        // Straight to stderr: the harness captures `eprintln!` of a passing test.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n*** SKIPPED: headless browser test of the usage page: chromium not found.\n\
              *** Install it with `apt-get install chromium` (Debian) to run it.\n"
         );

@@ -6,6 +6,7 @@
 //! turns that into a failure.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,7 +36,10 @@ impl RedisServer {
     /// A fresh server, or `None` (after a loud notice) where Redis is missing.
     pub fn start(test: &str) -> Option<RedisServer> {
         if binary().is_none() {
-            eprintln!(
+            // Straight to stderr: the test harness captures `eprintln!` of a
+            // passing test, and this notice must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** SKIPPED: {test}: redis-server not found.\n\
                  *** Install it with `apt-get install redis-server` (Debian) to run it.\n"
             );
