@@ -10,7 +10,11 @@
 //! - [`ledger`]: the accounting engine, exact and lock-free;
 //! - [`route`], [`scope`], [`headers`]: what a request is charged to, and what a
 //!   response says about the server's limits;
+//! - [`store`]: one allowance shared by many processes ([`store::MemoryStore`],
+//!   and `RedisStore` with the `redis` feature);
 //! - [`Limiter`], [`QuotaLayer`], [`QuotaService`]: the tower layer;
+//! - [`seed`], [`credits`], [`report`], [`retry`]: usage endpoints, credit
+//!   budgets, usage reports and a retry policy that honours `Retry-After`;
 //! - `testkit` (feature `testkit`): a rate-limited API server for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
