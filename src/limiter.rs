@@ -502,7 +502,7 @@ impl<C: Clock> LimiterBuilder<C> {
     }
 
     /// Shares the allowance with every process that uses the same `store`
-    /// (e.g. a [`RedisStore`](crate::store::RedisStore)): each request is
+    /// (e.g. a `RedisStore`, feature `redis`): each request is
     /// decided here first, then by the store, for all of them.
     pub fn shared(mut self, store: Arc<impl SharedStore>) -> Self {
         self.shared = Some(store);

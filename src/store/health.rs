@@ -14,10 +14,10 @@ pub enum StoreHealth {
     /// Decisions are shared, but recent calls failed or were slow.
     Degraded,
     /// The shared store is away: decisions use this process's share of each
-    /// limit ([`FaultPolicy::LocalShare`](crate::store::FaultPolicy)).
+    /// limit (`FaultPolicy::LocalShare`, feature `redis`).
     FailingOver,
     /// The shared store is away and requests are refused
-    /// ([`FaultPolicy::FailClosed`](crate::store::FaultPolicy)).
+    /// (`FaultPolicy::FailClosed`, feature `redis`).
     Failing,
 }
 

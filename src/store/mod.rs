@@ -11,7 +11,7 @@
 //!
 //! Two stores come with the crate:
 //! - [`MemoryStore`]: the same decision in this process. It is what a
-//!   [`RedisStore`](crate::store::RedisStore) falls back to (with a share of each
+//!   `RedisStore` falls back to (with a share of each
 //!   limit) when Redis is away, and it lets the shared path be tested without a
 //!   server.
 //! - `RedisStore` (feature `redis`): one Lua script per decision, on the Redis

@@ -165,7 +165,16 @@ impl RedisStoreBuilder {
     }
 }
 
-/// A [`SharedStore`] in Redis. See the [module docs](self).
+/// A [`SharedStore`] in Redis.
+///
+/// Every decision is one call of one Lua script (loaded once and called by
+/// hash; reloaded after `NOSCRIPT`), which reads the time from Redis (`TIME`)
+/// and admits or reserves in every window of every bucket at once. Each window
+/// is a sorted set of departures; keys are `prefix:scope:` and a salted SHA-256
+/// of the bucket's name, and expire when idle. While Redis is unreachable, slow
+/// or overloaded, the [`FaultPolicy`] applies; Redis is tried again every
+/// `retry_every`, and the departures the local share admitted are handed to it
+/// when it answers. [`SharedStore::status`] tells where it stands.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
