@@ -47,6 +47,9 @@ pub struct Quota {
     limit: NonZeroU32,
     window: Duration,
     alignment: Alignment,
+    /// How much [`Limits::padded`] lengthened `window` (reports show the
+    /// window without it).
+    margin: Duration,
 }
 
 impl Quota {
@@ -63,6 +66,7 @@ impl Quota {
             limit,
             window: window.min(Self::MAX_WINDOW),
             alignment: Alignment::Sliding,
+            margin: Duration::ZERO,
         })
     }
 
@@ -74,6 +78,7 @@ impl Quota {
             limit,
             window: window.max(Duration::from_nanos(1)).min(Self::MAX_WINDOW),
             alignment: Alignment::Sliding,
+            margin: Duration::ZERO,
         }
     }
 
@@ -115,6 +120,12 @@ impl Quota {
     /// The window's length.
     pub fn window(&self) -> Duration {
         self.window
+    }
+
+    /// How much of [`Quota::window`] is a safety margin added by
+    /// [`Limits::padded`]: the server's window is `window() - margin()`.
+    pub fn margin(&self) -> Duration {
+        self.margin
     }
 
     /// Sliding or fixed.
@@ -270,7 +281,9 @@ impl Limits {
     /// apart can still land two arrivals inside one server window.
     pub fn padded(mut self, margin: impl Fn(Duration) -> Duration) -> Limits {
         for q in &mut self.quotas {
-            q.window = (q.window + margin(q.window)).min(Quota::MAX_WINDOW);
+            let padded = (q.window + margin(q.window)).min(Quota::MAX_WINDOW);
+            q.margin += padded.saturating_sub(q.window);
+            q.window = padded;
         }
         self
     }

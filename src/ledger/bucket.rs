@@ -64,8 +64,11 @@ pub struct BucketState {
 pub struct WindowState {
     /// The current limit.
     pub limit: u32,
-    /// The window's length.
+    /// The window's length, with the limiter's safety margin.
     pub window: Duration,
+    /// How much of `window` is the safety margin: the server's window, as
+    /// configured, is `window - margin`.
+    pub margin: Duration,
     /// Whether the window is aligned (fixed) rather than sliding.
     pub fixed: bool,
     /// Units that left inside the window ending now.
@@ -428,6 +431,7 @@ impl Bucket {
                 WindowState {
                     limit: w.limit(),
                     window: Duration::from_nanos(w.length()),
+                    margin: w.margin(),
                     fixed: w.is_fixed(),
                     used,
                     reserved,

@@ -34,6 +34,8 @@ pub(crate) struct Window {
     shift: u32,
     /// The largest limit this window keeps exact.
     capacity: u32,
+    /// The safety margin in `window`, in microseconds (for reports only).
+    margin_us: u32,
     slots: Box<[AtomicU64]>,
 }
 
@@ -63,6 +65,7 @@ impl Window {
             group,
             shift: slots.trailing_zeros(),
             capacity,
+            margin_us: u32::try_from(quota.margin().as_micros()).unwrap_or(u32::MAX),
             slots: (0..slots).map(|_| AtomicU64::new(empty_slot())).collect(),
         }
     }
@@ -85,6 +88,11 @@ impl Window {
     }
 
     #[inline]
+    /// The safety margin included in the window's length.
+    pub(crate) fn margin(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(u64::from(self.margin_us))
+    }
+
     pub(crate) fn anchor(&self) -> Option<u64> {
         self.anchor
     }
@@ -415,6 +423,16 @@ mod tests {
         assert_eq!(w.time_of(0, head(5, 40)), 40, "unit 0 is readable again");
         w.swap_back(5, 1, 50, &mut saved.iter().copied(), false);
         assert_eq!(w.time_of(5, head(6, 50)), 50);
+    }
+
+    #[test]
+    fn a_window_fits_one_cache_line() {
+        // The decision reads every window of a bucket: keep each in 64 bytes.
+        assert!(
+            std::mem::size_of::<Window>() <= 64,
+            "{}",
+            std::mem::size_of::<Window>()
+        );
     }
 
     #[test]

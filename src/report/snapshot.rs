@@ -124,14 +124,17 @@ impl WindowReport {
         } else {
             round2(w.used as f64 / f64::from(w.limit) * 100.0)
         };
+        // The window as configured (and as the server states it), without the
+        // safety margin the limiter adds.
+        let window = w.window.saturating_sub(w.margin);
         WindowReport {
-            window_ms: u64::try_from(w.window.as_millis()).unwrap_or(u64::MAX),
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
             fixed: w.fixed,
             used: w.used,
             limit: w.limit,
             percent_used,
             health: Health::of(percent_used, thresholds),
-            per_minute_rate: Quota::new(w.limit, w.window)
+            per_minute_rate: Quota::new(w.limit, window)
                 .map_or(0.0, |q| round2(q.per_minute_rate())),
             frees_in_ms: w.frees_at.map(|at| millis_between(now, at)),
             waiting: w.reserved,
@@ -208,6 +211,30 @@ mod tests {
     use crate::ledger::{acquire, KeyedBuckets, MaxWait};
     use crate::quota::Limits;
     use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn windows_show_as_configured_without_the_safety_margin() {
+        let padded = Limits::new([Quota::per_second(10), Quota::per_hour(600)])
+            .padded(|w| (w / 100).min(Duration::from_millis(50)));
+        let b = Bucket::new("r", padded);
+        // The bucket counts over the padded windows...
+        assert_eq!(b.window_length(0), Some(Duration::from_millis(1_010)));
+        // ...the report shows the server's: 1 s and 1 h, 10 and 600 per window.
+        let r = BucketReport::of(
+            "route",
+            &b,
+            Counters::default(),
+            Nanos::ZERO,
+            &Thresholds::default(),
+        );
+        let shown: Vec<(u64, f64)> = r
+            .windows
+            .iter()
+            .map(|w| (w.window_ms, w.per_minute_rate))
+            .collect();
+        assert_eq!(shown, [(1_000, 600.0), (3_600_000, 10.0)]);
+    }
 
     #[test]
     fn every_window_is_reported_with_waiting_and_block() {
