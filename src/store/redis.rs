@@ -153,6 +153,7 @@ impl RedisStoreBuilder {
             timeout: self.timeout,
             retry_every: self.retry_every,
             in_flight: Arc::new(tokio::sync::Semaphore::new(self.max_in_flight)),
+            max_in_flight: self.max_in_flight,
             share: MemoryStore::share_of(share, 100_000),
             fallen_back: Mutex::new(Vec::new()),
             origin: Instant::now(),
@@ -205,6 +206,7 @@ struct Inner {
     timeout: Duration,
     retry_every: Duration,
     in_flight: Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
     /// This process's share: the fallback, mirroring what Redis admitted.
     share: MemoryStore,
     /// Departures decided from the share, to hand to Redis when it is back.
@@ -443,6 +445,12 @@ fn phase(anchor: SystemTime, now: SystemTime, length: Duration) -> i64 {
     i64::try_from((micros(now) - micros(anchor)).rem_euclid(w)).unwrap_or(0)
 }
 
+/// Whether a correction may take a call in flight: only while at least half of
+/// them are free, so that corrections never crowd decisions out.
+fn room_for_correction(available: usize, max: usize) -> bool {
+    available.saturating_mul(2) >= max
+}
+
 /// The distinct buckets of `fallen`.
 fn recent(fallen: &[(SharedBucket, u32, Instant)]) -> Vec<SharedBucket> {
     let mut out: Vec<SharedBucket> = Vec::new();
@@ -634,7 +642,11 @@ impl SharedStore for RedisStore {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if self.0.is_down() {
+        // Decisions come first: a correction is dropped while Redis is away or
+        // while half the calls allowed in flight are taken.
+        if self.0.is_down()
+            || !room_for_correction(self.0.in_flight.available_permits(), self.0.max_in_flight)
+        {
             return;
         }
         let (inner, bucket) = (self.0.clone(), bucket.clone());
@@ -669,6 +681,15 @@ impl SharedStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corrections_leave_half_the_calls_in_flight_to_decisions() {
+        assert!(room_for_correction(4096, 4096));
+        assert!(room_for_correction(2048, 4096));
+        assert!(!room_for_correction(2047, 4096));
+        assert!(!room_for_correction(0, 1));
+        assert!(room_for_correction(1, 1));
+    }
 
     #[test]
     fn the_phase_is_how_far_into_its_window_now_is() {
