@@ -185,3 +185,55 @@ async fn a_run_through_an_outage_completes_under_either_policy() {
         );
     }
 }
+
+#[tokio::test]
+async fn past_its_calls_in_flight_a_request_gets_the_policy_and_redis_stays_connected() {
+    let Some(server) = RedisServer::start("redis faults: calls in flight") else {
+        return;
+    };
+    let s = RedisStore::builder(server.url())
+        .prefix("faults")
+        .max_in_flight(1)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = bucket(&s, 100);
+    // Sixteen at once, one call allowed in flight: the first goes to Redis,
+    // the others are refused at once instead of queueing.
+    let all = futures_join(16, || s.acquire(b.clone(), 1, None)).await;
+    let admitted = all
+        .iter()
+        .filter(|g| matches!(g, Ok(StoreGrant::Now)))
+        .count();
+    let refused = all
+        .iter()
+        .filter(|g| matches!(g, Err(Refusal::StoreUnavailable { reason, .. }) if reason.contains("in flight")))
+        .count();
+    assert_eq!((admitted, refused), (1, 15));
+    // Not an outage: the next request goes to Redis.
+    assert_eq!(s.status().health, StoreHealth::Connected);
+    assert!(matches!(s.acquire(b, 1, None).await, Ok(StoreGrant::Now)));
+}
+
+/// `n` futures made by `f`, polled together on this task.
+async fn futures_join<F: std::future::Future>(n: usize, f: impl Fn() -> F) -> Vec<F::Output> {
+    let mut futures: Vec<_> = (0..n).map(|_| Box::pin(f())).collect();
+    let mut out: Vec<Option<F::Output>> = (0..n).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}

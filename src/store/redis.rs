@@ -230,6 +230,9 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// Why a call was not made: more calls in flight than allowed.
+const OVERLOADED: &str = "too many calls in flight";
+
 /// The script's answer: a code, a number, a string.
 type Reply = (i64, i64, String);
 
@@ -284,7 +287,7 @@ impl Inner {
         max_wait: Option<Duration>,
     ) -> Result<Reply, &'static str> {
         let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
-            return Err("too many calls in flight");
+            return Err(OVERLOADED);
         };
         let mut inv = self.script.prepare_invoke();
         let name = match op {
@@ -488,6 +491,9 @@ async fn decide(
     let reply = inner.call(&op, &id, &buckets, &flags, cost, max_wait).await;
     let (code, n, s) = match reply {
         Ok(r) => r,
+        // Too many calls of ours in flight: this request gets the fault
+        // policy, but Redis is not away.
+        Err(OVERLOADED) => return inner.fallback(&buckets, cost, max_wait, OVERLOADED),
         Err(why) => {
             inner.failed(why);
             // The call may have reserved before it failed: give it back.
