@@ -12,6 +12,7 @@ use crate::ledger::{Bucket, KeyedBuckets};
 use crate::limiter::Limiter;
 use crate::quota::{Limits, Quota};
 use crate::seed::{apply_to_bucket, Applied, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource};
+use crate::store::{Correction, SharedBucket};
 
 /// What [`Limiter::apply_seed`] did with a seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,7 +249,7 @@ impl<C: Clock> Limiter<C> {
             .find(label)
             .and_then(|id| self.route_buckets().get(id.index()))
         {
-            return applied(report, entry, SeedTarget::DeclaredRoute, bucket, as_of);
+            return self.applied_route(report, entry, SeedTarget::DeclaredRoute, bucket, as_of);
         }
         if let Some(each) = self.each_other_buckets() {
             // The key the layer uses for an undeclared route is the router's
@@ -256,7 +257,7 @@ impl<C: Clock> Limiter<C> {
             let key = label.to_owned();
             match each.bucket(&key, self.clock().now()) {
                 Ok(bucket) => {
-                    applied(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
+                    self.applied_route(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
                     // An eviction must not send the route back to the default.
                     let limits: Vec<u32> = (0..bucket.window_count())
                         .map(|i| bucket.limit(i).unwrap_or(0))
@@ -278,7 +279,7 @@ impl<C: Clock> Limiter<C> {
                 return skip(report, entry, SeedSkip::NoUsableWindows);
             }
             let bucket = self.report_route(label, limits);
-            applied(report, entry, SeedTarget::ReportedRoute, &bucket, as_of);
+            self.applied_route(report, entry, SeedTarget::ReportedRoute, &bucket, as_of);
         }
     }
 
@@ -302,15 +303,15 @@ impl<C: Clock> Limiter<C> {
         for (i, bucket) in self.route_buckets().iter().enumerate() {
             let Ok(id) = u32::try_from(i) else { break };
             if !own(router.label(crate::route::RouteId(id))) {
-                applied(report, entry, SeedTarget::DeclaredRoute, bucket, as_of);
+                self.applied_route(report, entry, SeedTarget::DeclaredRoute, bucket, as_of);
             }
         }
         if let Some(bucket) = self.shared_other_bucket() {
-            applied(report, entry, SeedTarget::SharedOtherRoutes, bucket, as_of);
+            self.applied_route(report, entry, SeedTarget::SharedOtherRoutes, bucket, as_of);
         }
         if let Some(each) = self.each_other_buckets() {
             for bucket in each.buckets() {
-                applied(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
+                self.applied_route(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
             }
             let applied_template = template(each, entry, as_of);
             report.applied.push(AppliedSeedEntry {
@@ -343,6 +344,57 @@ impl<C: Clock> Limiter<C> {
                 bucket: format!("{} (new buckets)", keyed.scope()).into(),
                 applied: applied_template,
             });
+        }
+    }
+}
+
+impl<C: Clock> Limiter<C> {
+    /// [`applied`] to a route bucket, shared with the other processes when the
+    /// allowance is shared: the server's limits and counts for a route hold for
+    /// all of them. (Account buckets are named by their key, which a seed's
+    /// entry does not give: they learn from their own responses.)
+    fn applied_route(
+        &self,
+        report: &mut SeedReport,
+        entry: &SeedEntry,
+        target: SeedTarget,
+        bucket: &Bucket,
+        as_of: Nanos,
+    ) {
+        applied(report, entry, target, bucket, as_of);
+        let (Some(store), Some(row)) = (&self.shared, report.applied.last()) else {
+            return;
+        };
+        let id = store.bucket_id("route", bucket.label().as_bytes());
+        let shared = SharedBucket::of("route", id, bucket, self.clock());
+        for change in &row.applied.limits_changed {
+            if let Some(window) =
+                (0..bucket.window_count()).find(|&i| bucket.window_length(i) == Some(change.window))
+            {
+                store.correct(
+                    &shared,
+                    Correction::Limit {
+                        window,
+                        limit: change.to,
+                    },
+                );
+            }
+        }
+        if row.applied.units_added > 0 {
+            let state = bucket.state(self.clock().now());
+            for (window, w) in state.windows.iter().enumerate() {
+                store.correct(
+                    &shared,
+                    Correction::Used {
+                        window,
+                        used: w.used,
+                    },
+                );
+            }
+        }
+        if let Some(until) = row.applied.blocked_until {
+            let duration = until.saturating_since(self.clock().now());
+            store.correct(&shared, Correction::Block { duration });
         }
     }
 }

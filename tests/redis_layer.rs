@@ -124,3 +124,63 @@ async fn clients_with_skewed_clocks_share_the_window_exactly() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_seed_one_process_applies_holds_for_the_others() {
+    use tower::{Service, ServiceExt};
+    use tower_quota::ledger::MaxWait;
+    use tower_quota::route::MethodResource;
+    use tower_quota::seed::{Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow};
+    use tower_quota::OtherRoutes;
+
+    let Some(server) = RedisServer::start("redis layer: seeds shared") else {
+        return;
+    };
+    let minute = Duration::from_secs(60);
+    let process = || {
+        let store = RedisStore::builder(server.url())
+            .prefix("seeds")
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Limiter::builder()
+            .routes(
+                MethodResource::seed002(),
+                move |_| Some(tower_quota::quota::Quota::new(100, minute)?.into()),
+                OtherRoutes::Unlimited,
+            )
+            .margin(Duration::ZERO)
+            .max_wait(MaxWait::Never)
+            .shared(store)
+            .build()
+    };
+    let (a, b) = (process(), process());
+    // Process a reads the usage endpoint: GET.people allows 3 a minute, 1 used.
+    let mut seed = Seed::new(SeedSource::PartnerUsage);
+    let mut entry = SeedEntry::new(
+        SeedRoute::MethodResource("GET.people".into()),
+        SeedScope::Global,
+    );
+    entry.windows.push(SeedWindow {
+        name: "minute".into(),
+        window: minute,
+        limit: 3,
+        used: Some(1),
+        remaining: Some(2),
+        reset: None,
+    });
+    seed.entries.push(entry);
+    assert!(a.apply_seed(&seed, a.clock().now()).changed());
+    tokio::time::sleep(Duration::from_millis(50)).await; // corrections are sent in the background
+                                                         // Process b never saw the seed, yet may send only the 2 left.
+    let departures = Arc::new(Mutex::new(Vec::new()));
+    let mut svc = tower_quota::QuotaService::new(redis_drive::recorder(departures.clone()), b);
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        let mut req = redis_drive::Request::new(());
+        *req.uri_mut() = http::Uri::from_static("/people?page=1");
+        let ready = svc.ready().await.unwrap_or_else(|e| panic!("{e}"));
+        outcomes.push(ready.call(req).await.is_ok());
+    }
+    assert_eq!(outcomes, [true, true, false, false]);
+}
