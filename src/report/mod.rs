@@ -19,7 +19,7 @@
 //! `scope#fingerprint`, so API keys and account keys never reach a report.
 
 mod credit;
-mod date;
+pub(crate) mod date;
 mod health;
 mod history;
 #[cfg(feature = "report")]
