@@ -6,7 +6,7 @@ use http::request::Parts;
 use http::StatusCode;
 
 use super::credentials::Role;
-use super::handler::{header, json, x_ratelimit, Metered, Reply, Shared};
+use super::handler::{header, json, metered_reply, x_ratelimit, Reply, Shared};
 
 /// Serves one seed 004 request.
 pub(crate) fn respond(shared: &Shared, parts: &Parts) -> Reply {
@@ -21,26 +21,15 @@ pub(crate) fn respond(shared: &Shared, parts: &Parts) -> Reply {
         parts.method.as_str(),
         parts.uri.path(),
     );
-    match shared.meter(&key.name, None, &route) {
-        Metered::Unmetered => ok(&route),
-        Metered::Admitted(verdict) => {
-            let mut reply = ok(&route);
-            x_ratelimit(shared, &mut reply, &verdict);
-            reply
-        }
-        Metered::Rejected(verdict) => {
-            let mut reply = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-            x_ratelimit(shared, &mut reply, &verdict);
-            reply
-        }
-    }
+    metered_reply(
+        shared.meter(&key.name, None, &route),
+        &route,
+        || error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+        |reply, verdict| x_ratelimit(shared, reply, verdict),
+    )
 }
 
-fn ok(route: &str) -> Reply {
-    let body = serde_json::json!({ "route": route }).to_string();
-    json(StatusCode::OK, body)
-}
-
+/// Seed 004's error body: `{"statusCode":..,"message":..}`, keys in that order.
 fn error(status: StatusCode, message: &str) -> Reply {
     // Built by hand: serde_json's map would sort the keys.
     let message = serde_json::Value::from(message);

@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 
 use super::config::Config;
 use super::credentials::Role;
-use super::handler::{header, json, set_header, Metered, Reply, Shared};
+use super::handler::{header, json, json_error, metered_reply, set_header, Reply, Shared};
 use super::limiter::Reading;
 use super::limits::BucketKey;
 
@@ -21,11 +21,11 @@ pub(crate) fn respond(shared: &Shared, parts: &Parts) -> Reply {
     let roles = [Role::ApiKey, Role::MasterKey];
     let Some(key) = header(parts, "x-api-key").and_then(|k| config.find_credential(&roles, k))
     else {
-        return error(StatusCode::UNAUTHORIZED, "Invalid access credentials.");
+        return json_error(StatusCode::UNAUTHORIZED, "Invalid access credentials.");
     };
     if parts.uri.path() == USAGE_PATH && parts.method == Method::POST {
         if key.role != Role::MasterKey {
-            return error(
+            return json_error(
                 StatusCode::FORBIDDEN,
                 "This endpoint requires a master API key.",
             );
@@ -33,32 +33,14 @@ pub(crate) fn respond(shared: &Shared, parts: &Parts) -> Reply {
         return json(StatusCode::OK, usage(shared));
     }
     let Some(route) = resolve(config, parts.method.as_str(), parts.uri.path()) else {
-        return error(StatusCode::NOT_FOUND, "Not found.");
+        return json_error(StatusCode::NOT_FOUND, "Not found.");
     };
-    match shared.meter(&key.name, None, &route) {
-        Metered::Unmetered => ok(&route),
-        Metered::Admitted(verdict) => {
-            let mut reply = ok(&route);
-            vendor_headers(&mut reply, verdict.readings.first().map(|(_, r)| &r[..]));
-            reply
-        }
-        Metered::Rejected(verdict) => {
-            let mut reply = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
-            vendor_headers(&mut reply, verdict.readings.first().map(|(_, r)| &r[..]));
-            reply
-        }
-    }
-}
-
-fn ok(route: &str) -> Reply {
-    json(
-        StatusCode::OK,
-        serde_json::json!({ "route": route }).to_string(),
+    metered_reply(
+        shared.meter(&key.name, None, &route),
+        &route,
+        || json_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded."),
+        |reply, verdict| vendor_headers(reply, verdict.readings.first().map(|(_, r)| &r[..])),
     )
-}
-
-fn error(status: StatusCode, message: &str) -> Reply {
-    json(status, serde_json::json!({ "error": message }).to_string())
 }
 
 fn vendor_headers(reply: &mut Reply, readings: Option<&[Reading]>) {

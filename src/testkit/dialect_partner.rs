@@ -6,7 +6,7 @@ use http::request::Parts;
 use http::{Method, StatusCode};
 
 use super::credentials::Role;
-use super::handler::{header, json, x_ratelimit, Metered, Reply, Shared};
+use super::handler::{header, json, json_error, metered_reply, x_ratelimit, Reply, Shared};
 use super::limits::Scope;
 use super::record::Outcome;
 use super::time::iso8601;
@@ -20,7 +20,7 @@ pub(crate) fn respond(shared: &Shared, parts: &Parts) -> Reply {
     let Some(account) =
         header(parts, "x-api-key").and_then(|k| config.find_credential(&[Role::ApiKey], k))
     else {
-        return error(StatusCode::UNAUTHORIZED, "Missing or invalid user API key.");
+        return json_error(StatusCode::UNAUTHORIZED, "Missing or invalid user API key.");
     };
     let system = header(parts, "x-system").and_then(|name| {
         let key = header(parts, "x-system-key")?;
@@ -29,50 +29,32 @@ pub(crate) fn respond(shared: &Shared, parts: &Parts) -> Reply {
             .filter(|c| c.name == name)
     });
     let Some(system) = system else {
-        return error(
+        return json_error(
             StatusCode::FORBIDDEN,
             "Only registered systems can call this endpoint.",
         );
     };
     if parts.uri.path() == USAGE_PATH {
         if parts.method != Method::GET {
-            return error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.");
+            return json_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.");
         }
         return json(StatusCode::OK, usage(shared, &system.name));
     }
     let Some(route) = resolve(parts.method.as_str(), parts.uri.path()) else {
-        return error(StatusCode::NOT_FOUND, "Not found.");
+        return json_error(StatusCode::NOT_FOUND, "Not found.");
     };
-    match shared.meter(&account.name, Some(&system.name), &route) {
-        Metered::Unmetered => ok(&route),
-        Metered::Admitted(verdict) => {
-            let mut reply = ok(&route);
-            x_ratelimit(shared, &mut reply, &verdict);
-            reply
-        }
-        Metered::Rejected(verdict) => {
-            let mut reply = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
-            x_ratelimit(shared, &mut reply, &verdict);
-            reply
-        }
-    }
+    metered_reply(
+        shared.meter(&account.name, Some(&system.name), &route),
+        &route,
+        || json_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded."),
+        |reply, verdict| x_ratelimit(shared, reply, verdict),
+    )
 }
 
 /// `METHOD.resource` of a request, `None` for `/`.
 pub(crate) fn resolve(method: &str, path: &str) -> Option<String> {
     let resource = path.split('/').find(|s| !s.is_empty())?;
     Some(format!("{method}.{resource}"))
-}
-
-fn ok(route: &str) -> Reply {
-    json(
-        StatusCode::OK,
-        serde_json::json!({ "route": route }).to_string(),
-    )
-}
-
-fn error(status: StatusCode, message: &str) -> Reply {
-    json(status, serde_json::json!({ "error": message }).to_string())
 }
 
 /// The usage body of `system`, from the cache when it is fresh.

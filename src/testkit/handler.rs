@@ -237,6 +237,37 @@ pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
     reply
 }
 
+/// `200 {"route": route}`: what every dialect answers an admitted request.
+pub(crate) fn route_ok(route: &str) -> Reply {
+    json(
+        StatusCode::OK,
+        serde_json::json!({ "route": route }).to_string(),
+    )
+}
+
+/// `{"error": message}` with `status`.
+pub(crate) fn json_error(status: StatusCode, message: &str) -> Reply {
+    json(status, serde_json::json!({ "error": message }).to_string())
+}
+
+/// The reply to a metered request: `route_ok`, or the dialect's 429
+/// (`too_many`), with its rate-limit headers written by `headers` from the
+/// verdict.
+pub(crate) fn metered_reply(
+    metered: Metered,
+    route: &str,
+    too_many: impl FnOnce() -> Reply,
+    headers: impl Fn(&mut Reply, &Verdict),
+) -> Reply {
+    let (mut reply, verdict) = match metered {
+        Metered::Unmetered => return route_ok(route),
+        Metered::Admitted(v) => (route_ok(route), v),
+        Metered::Rejected(v) => (too_many(), v),
+    };
+    headers(&mut reply, &verdict);
+    reply
+}
+
 /// Sets a header whose value is built by the server (always valid ASCII).
 pub(crate) fn set_header(reply: &mut Reply, name: &str, value: impl ToString) {
     if let (Ok(name), Ok(value)) = (
