@@ -163,20 +163,7 @@ mod tests {
     use crate::testkit::Config;
 
     /// The example response of seed 002, verbatim.
-    const EXAMPLE: &str = r#"{
-  "system": "your-system",
-  "period": "last_24h",
-  "usage": {
-    "total_requests": 1247,
-    "rate_limited_requests": 23,
-    "rate_limit_percentage": 1.84,
-    "peak_hour": "2026-05-19T14:00:00Z",
-    "current_limits": {
-      "across_all_accounts": { "default": 750, "GET.people": 100 },
-      "per_account": { "default": 25 }
-    }
-  }
-}"#;
+    const EXAMPLE: &str = include_str!("../seed/fixtures/seed002.json");
 
     #[test]
     fn renders_the_documented_example_byte_for_byte() {
