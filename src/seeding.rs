@@ -313,14 +313,7 @@ impl<C: Clock> Limiter<C> {
             for bucket in each.buckets() {
                 self.applied_route(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
             }
-            let applied_template = template(each, entry, as_of);
-            report.applied.push(AppliedSeedEntry {
-                route: entry.route.label().to_owned(),
-                scope: entry.scope,
-                target: SeedTarget::NewRouteBuckets,
-                bucket: format!("{} (new buckets)", each.scope()).into(),
-                applied: applied_template,
-            });
+            template(report, each, entry, SeedTarget::NewRouteBuckets, as_of);
         }
     }
 
@@ -336,14 +329,7 @@ impl<C: Clock> Limiter<C> {
             applied(report, entry, SeedTarget::Account, bucket, as_of);
         }
         if let Some(keyed) = self.account_scope() {
-            let applied_template = template(keyed, entry, as_of);
-            report.applied.push(AppliedSeedEntry {
-                route: entry.route.label().to_owned(),
-                scope: entry.scope,
-                target: SeedTarget::NewAccountBuckets,
-                bucket: format!("{} (new buckets)", keyed.scope()).into(),
-                applied: applied_template,
-            });
+            template(report, keyed, entry, SeedTarget::NewAccountBuckets, as_of);
         }
     }
 }
@@ -430,9 +416,14 @@ fn skip(report: &mut SeedReport, entry: &SeedEntry, reason: SeedSkip) {
 /// A probe bucket with the template's current limits goes through
 /// [`apply_to_bucket`], so windows are matched exactly as for real buckets;
 /// the limits it ends with become the template's. Counts are left out: a
-/// bucket not yet created has sent nothing.
-fn template<K>(keyed: &KeyedBuckets<K>, entry: &SeedEntry, as_of: Nanos) -> Applied
-where
+/// bucket not yet created has sent nothing. The report gets a row for it.
+fn template<K>(
+    report: &mut SeedReport,
+    keyed: &KeyedBuckets<K>,
+    entry: &SeedEntry,
+    target: SeedTarget,
+    as_of: Nanos,
+) where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
 {
     let probe = Bucket::new(
@@ -458,7 +449,13 @@ where
             }
         }
     }
-    applied
+    report.applied.push(AppliedSeedEntry {
+        route: entry.route.label().to_owned(),
+        scope: entry.scope,
+        target,
+        bucket: probe.label().clone(),
+        applied,
+    });
 }
 
 #[cfg(test)]
