@@ -15,7 +15,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
@@ -367,10 +367,7 @@ impl Inner {
     async fn answered(&self, took: Duration) {
         let old = self.health.get();
         if matches!(old, StoreHealth::FailingOver | StoreHealth::Failing) {
-            let fallen: Vec<_> = match self.fallen_back.lock() {
-                Ok(mut v) => std::mem::take(&mut *v),
-                Err(p) => std::mem::take(&mut *p.into_inner()),
-            };
+            let fallen = std::mem::take(&mut *self.fallen());
             for bucket in recent(&fallen) {
                 for (w, win) in bucket.windows.iter().enumerate() {
                     let n = units_within(&fallen, &bucket.id, win.length);
@@ -415,12 +412,16 @@ impl Inner {
         }
     }
 
+    /// The share's departures (a panic elsewhere leaves the list usable).
+    fn fallen(&self) -> MutexGuard<'_, Vec<(SharedBucket, u32, Instant)>> {
+        self.fallen_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn note_fallback(&self, buckets: &[SharedBucket], cost: u32) {
         let now = Instant::now();
-        let mut v = match self.fallen_back.lock() {
-            Ok(v) => v,
-            Err(p) => p.into_inner(),
-        };
+        let mut v = self.fallen();
         let longest = buckets
             .iter()
             .flat_map(|b| b.windows.iter().map(|w| w.length))
