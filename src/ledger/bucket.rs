@@ -166,12 +166,10 @@ impl Bucket {
 
     /// The earliest departure at or after `from` at which every window has room
     /// for `cost`, given the state in `s`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn earliest(&self, s: &Snapshot, cost: u64, from: u64) -> Result<u64, Refusal> {
         if s.head.is_evicted() {
-            return Err(Refusal::Retired {
-                bucket: self.label.clone(),
-            });
+            return Err(self.retired());
         }
         let mut d = from
             .max(s.head.last)
@@ -187,28 +185,54 @@ impl Bucket {
             if cost > limit {
                 return Err(self.too_costly(cost, limit));
             }
-            d = w.earliest(s.head, cost, d);
+            d = w.earliest_within(limit, s.head, cost, d);
         }
-        // Fixed windows move `d` to a boundary, which may fill another window.
         if self.has_fixed {
-            loop {
-                let before = d;
-                for w in self.windows.iter() {
-                    d = w.earliest(s.head, cost, d);
-                }
-                if d == before {
-                    break;
-                }
-            }
+            d = self.settle_fixed(s, cost, d);
         }
         Ok(d)
     }
 
+    /// Fixed windows move `d` to a boundary, which may fill another window:
+    /// looks again until no window moves it.
+    #[inline(never)]
+    fn settle_fixed(&self, s: &Snapshot, cost: u64, mut d: u64) -> u64 {
+        loop {
+            let before = d;
+            for w in self.windows.iter() {
+                d = w.earliest(s.head, cost, d);
+            }
+            if d == before {
+                return d;
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn retired(&self) -> Refusal {
+        Refusal::Retired {
+            bucket: self.label.clone(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
     fn too_costly(&self, cost: u64, limit: u64) -> Refusal {
         Refusal::CostExceedsLimit {
             bucket: self.label.clone(),
             cost,
             limit,
+        }
+    }
+
+    /// Reads the state again after a lost race, starting from the head that
+    /// won it.
+    #[inline]
+    pub(crate) fn refresh(&self, s: &mut Snapshot, head: Head) {
+        s.head = head;
+        if let Some(p) = &self.pacer {
+            s.tat = p.load();
         }
     }
 
@@ -237,6 +261,26 @@ impl Bucket {
         }
     }
 
+    /// Commits `cost` units departing at `d` if the head is still `s.head`,
+    /// for a departure that can no longer be given back (it leaves now).
+    #[inline]
+    pub(crate) fn commit(&self, s: &Snapshot, cost: u64, d: u64) -> Result<(), Head> {
+        self.take_head(s, cost, d)?;
+        for w in self.windows.iter() {
+            w.record(s.head.units, cost, d, None);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn take_head(&self, s: &Snapshot, cost: u64, d: u64) -> Result<(), Head> {
+        let new = Head {
+            units: s.head.units + cost,
+            last: s.head.last.max(d),
+        };
+        self.head.swap_from(s.head, new)
+    }
+
     /// Commits `cost` units departing at `d` if the head is still `s.head`.
     /// With `keep_undo`, remembers what it overwrote so it can be given back.
     #[inline]
@@ -248,11 +292,7 @@ impl Bucket {
         paced: Option<(u64, u64)>,
         keep_undo: bool,
     ) -> Result<Claim, Head> {
-        let new = Head {
-            units: s.head.units + cost,
-            last: s.head.last.max(d),
-        };
-        self.head.swap_from(s.head, new)?;
+        self.take_head(s, cost, d)?;
         let mut saved = Vec::new();
         for w in self.windows.iter() {
             w.record(s.head.units, cost, d, keep_undo.then_some(&mut saved));

@@ -46,11 +46,13 @@ impl MaxWait {
         }
     }
 
-    fn allows(self, wait: u64) -> bool {
+    /// The longest wait allowed in nanoseconds (`u64::MAX`: any).
+    #[inline]
+    fn nanos(self) -> u64 {
         match self {
-            MaxWait::Never => wait == 0,
-            MaxWait::Up(d) => u128::from(wait) <= d.as_nanos(),
-            MaxWait::Forever => true,
+            MaxWait::Never => 0,
+            MaxWait::Up(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            MaxWait::Forever => u64::MAX,
         }
     }
 }
@@ -127,6 +129,7 @@ pub fn acquire_from<B: Borrow<Arc<Bucket>>>(
     let cost = u64::from(cost.max(1));
     let start = now.max(not_before).as_u64();
     let now = now.as_u64();
+    let max_wait = max_wait.nanos();
     if let [only] = buckets {
         return decide_one(only.borrow(), cost, now, start, max_wait);
     }
@@ -154,34 +157,56 @@ pub fn acquire_from<B: Borrow<Arc<Bucket>>>(
 }
 
 /// The common case, one bucket: no arrays, and a lost race simply plans again.
+#[inline(always)]
 fn decide_one(
     b: &Arc<Bucket>,
     cost: u64,
     now: u64,
     start: u64,
-    max_wait: MaxWait,
+    max_wait: u64,
 ) -> Result<Grant, Refusal> {
+    let mut s = b.snapshot();
     loop {
-        let mut s = b.snapshot();
         let d = b.earliest(&s, cost, start)?;
-        if !max_wait.allows(d - now) {
+        if d - now > max_wait {
             return Err(Refusal::WouldWait {
                 bucket: b.label().clone(),
                 wait: Duration::from_nanos(d - now),
             });
         }
         let Ok(paced) = b.pace(&mut s.tat, cost, d) else {
-            continue;
+            continue; // `pace` left the pacer's newer state in `s`
         };
-        match b.claim(&s, cost, d, paced, d > now) {
-            Ok(_) if d == now => return Ok(Grant::Now),
-            Ok(claim) => {
-                let held = vec![(Arc::clone(b), claim)];
-                return Ok(Grant::Later(Reservation::new(Nanos::new(d), held)));
+        let lost = if d == now {
+            match b.commit(&s, cost, d) {
+                Ok(()) => return Ok(Grant::Now),
+                Err(head) => head,
             }
-            Err(_) => b.unpace(paced),
-        }
+        } else {
+            match reserve_one(b, &s, cost, d, paced) {
+                Ok(grant) => return Ok(grant),
+                Err(head) => head,
+            }
+        };
+        // Another decision got there first: plan again from the head it left.
+        b.unpace(paced);
+        b.refresh(&mut s, lost);
     }
+}
+
+/// Claims a reservation in one bucket (kept out of line: the admit-now path
+/// stays small).
+#[inline(never)]
+fn reserve_one(
+    b: &Arc<Bucket>,
+    s: &Snapshot,
+    cost: u64,
+    d: u64,
+    paced: Option<(u64, u64)>,
+) -> Result<Grant, super::head::Head> {
+    let claim = b.claim(s, cost, d, paced, true)?;
+    let held = vec![(Arc::clone(b), claim)];
+    Ok(Grant::Later(Reservation::new(Nanos::new(d), held)))
 }
 
 fn decide(
@@ -189,7 +214,7 @@ fn decide(
     cost: u64,
     now: u64,
     start: u64,
-    max_wait: MaxWait,
+    max_wait: u64,
 ) -> Result<Grant, Refusal> {
     let n = buckets.len();
     let mut snaps = [Snapshot {
@@ -217,7 +242,7 @@ fn decide(
                 break;
             }
         }
-        if !max_wait.allows(d - now) {
+        if d - now > max_wait {
             return Err(Refusal::WouldWait {
                 bucket: buckets[binding].label().clone(),
                 wait: Duration::from_nanos(d - now),

@@ -29,7 +29,8 @@ pub(crate) struct Window {
     limit: AtomicU32,
     window: u64,
     anchor: Option<u64>,
-    group: u64,
+    /// log2 of the units per slot (1 when exact): groups are found by shifts.
+    gshift: u32,
     /// log2 of the number of slots (a power of two: index and lap by mask and shift).
     shift: u32,
     /// The largest limit this window keeps exact.
@@ -43,11 +44,11 @@ impl Window {
     /// A window for `quota`, with room for limits up to `capacity` units.
     pub(crate) fn new(quota: &Quota, storage: Storage, capacity: u32) -> Window {
         let capacity = capacity.max(quota.limit());
-        let group = u64::from(storage.group_for(capacity));
-        // The lookback needs `capacity` units; counting the past window (for
-        // corrections and reports) also needs the units reserved after now, so
-        // the ring keeps room for up to RESERVED_HEADROOM of them; beyond that
-        // counts are lower bounds, and corrections err on the safe side.
+        let group = u64::from(storage.group_for(capacity)); // a power of two
+                                                            // The lookback needs `capacity` units; counting the past window (for
+                                                            // corrections and reports) also needs the units reserved after now, so
+                                                            // the ring keeps room for up to RESERVED_HEADROOM of them; beyond that
+                                                            // counts are lower bounds, and corrections err on the safe side.
         let kept = u64::from(capacity) + u64::from(capacity).min(RESERVED_HEADROOM);
         // One slot per group of what is kept, plus the group being filled,
         // rounded up to a power of two so that no decision divides.
@@ -62,7 +63,7 @@ impl Window {
                 Alignment::Sliding => None,
                 Alignment::Fixed { anchor } => Some(anchor.as_u64()),
             },
-            group,
+            gshift: group.trailing_zeros(),
             shift: slots.trailing_zeros(),
             capacity,
             margin_us: u32::try_from(quota.margin().as_micros()).unwrap_or(u32::MAX),
@@ -106,16 +107,31 @@ impl Window {
         std::mem::size_of::<Window>() + self.slots.len() * std::mem::size_of::<AtomicU64>()
     }
 
+    /// Units per slot: 1 when exact, a power of two when bounded.
+    #[cfg(test)]
+    fn group(&self) -> u64 {
+        1 << self.gshift
+    }
+
     /// The earliest departure at or after `d` at which this window has room for
     /// `cost` more units after the `head.units` already charged.
     #[inline]
     pub(crate) fn earliest(&self, head: Head, cost: u64, d: u64) -> u64 {
-        let limit = u64::from(self.limit());
+        self.earliest_within(u64::from(self.limit()), head, cost, d)
+    }
+
+    /// [`Window::earliest`] for a `limit` the caller has already read.
+    #[inline]
+    pub(crate) fn earliest_within(&self, limit: u64, head: Head, cost: u64, d: u64) -> u64 {
         let Some(back) = (head.units + cost).checked_sub(limit + 1) else {
             return d; // fewer than `limit` units ever: always room
         };
         // `back` is the newest old unit that must have left the window.
-        let t = self.time_of(back, head);
+        let t = if limit <= u64::from(self.capacity) {
+            self.time_in_ring(back, head)
+        } else {
+            self.time_of(back, head)
+        };
         match self.anchor {
             None => d.max(t.saturating_add(self.window)),
             Some(anchor)
@@ -152,23 +168,23 @@ impl Window {
 
     #[inline]
     fn slot(&self, group_index: u64) -> &AtomicU64 {
-        &self.slots[(group_index & ((1 << self.shift) - 1)) as usize]
+        &self.slots[group_index as usize & (self.slots.len() - 1)]
     }
 
     /// The group of unit `j` (no division in exact storage).
     #[inline]
     fn group_of(&self, j: u64) -> u64 {
-        j >> self.group.trailing_zeros()
+        j >> self.gshift
     }
 
     /// A lower bound on the departure time of unit `j`: its own time when exact;
     /// in the bounded variant, the time of the last unit of the group before
     /// (units leave in order). 0 where the ring does not know.
     pub(crate) fn earliest_time_of(&self, j: u64, head: Head) -> u64 {
-        let before = if self.group == 1 {
+        let before = if self.gshift == 0 {
             Some(j)
         } else {
-            (j / self.group * self.group).checked_sub(1)
+            (j >> self.gshift << self.gshift).checked_sub(1)
         };
         match before {
             Some(u) if u < head.units && self.knows(u, head) => self.time_of(u, head),
@@ -181,7 +197,7 @@ impl Window {
         let g = self.group_of(u);
         let newest_group = self.group_of(head.units - 1);
         g + (self.slots.len() as u64) > newest_group
-            && g * self.group + self.group <= head.units
+            && (g + 1) << self.gshift <= head.units
             && self.slot(g).load(Ordering::Acquire) >> LAP_SHIFT == self.lap(g)
     }
 
@@ -196,7 +212,20 @@ impl Window {
         // A limit raised past the ring's capacity looks further back than the
         // ring remembers: the oldest kept group is later, so it is safe to use.
         let g = self.group_of(j).max(oldest_kept);
-        if g * self.group + self.group > head.units {
+        self.time_of_group(g, head)
+    }
+
+    /// [`Window::time_of`] for a unit the ring still remembers: one no more than
+    /// `capacity` units before `head.units` (the decision's lookback, for limits
+    /// within the capacity).
+    #[inline]
+    fn time_in_ring(&self, j: u64, head: Head) -> u64 {
+        self.time_of_group(self.group_of(j), head)
+    }
+
+    #[inline]
+    fn time_of_group(&self, g: u64, head: Head) -> u64 {
+        if (g + 1) << self.gshift > head.units {
             return head.last; // the group is still filling
         }
         let v = self.slot(g).load(Ordering::Acquire);
@@ -209,16 +238,14 @@ impl Window {
 
     /// Group indices whose last unit is among `first..first + cost`.
     #[inline]
-    fn group_ends(&self, first: u64, cost: u64) -> impl Iterator<Item = u64> {
-        let g = self.group;
+    fn group_ends(&self, first: u64, cost: u64) -> std::ops::Range<u64> {
         let end = first.saturating_add(cost); // exclusive
-        let (from, to) = if g == 1 {
-            (first, end)
-        } else {
-            // group k ends with unit k*g + g - 1: from the first that ends at or
-            // after `first` (g is a power of two) to the last before `end`
-            ((first + 1).div_ceil(g) - 1, end / g)
-        };
+                                              // group k ends with unit k*g + g - 1: from the first that ends at or
+                                              // after `first` to the last before `end` (g = 2^gshift; exact: g = 1)
+        let (from, to) = (first >> self.gshift, end >> self.gshift);
+        if from >= to {
+            return 0..0; // in the bounded variant, most claims end no group
+        }
         // Of one claim, only the last turn of the ring survives in it: a claim
         // of millions of units (a server's count in a correction) costs one
         // turn, not millions of writes.
@@ -297,7 +324,7 @@ impl Window {
         if head.units == 0 || head.last < t {
             return 0;
         }
-        let kept = (self.slots.len() as u64 - 1) * self.group;
+        let kept = (self.slots.len() as u64 - 1) << self.gshift;
         let (mut lo, mut hi) = (head.units.saturating_sub(kept), head.units - 1);
         if time(lo) >= t {
             return head.units - lo;
@@ -379,7 +406,7 @@ mod tests {
     fn grouped_ring_is_never_earlier_than_exact() {
         let slots = NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN);
         let w = Window::new(&q(16, 1000), Storage::Bounded { slots }, 16);
-        assert_eq!(w.group, 4);
+        assert_eq!(w.group(), 4);
         for u in 0..16 {
             w.record(u, 1, u * 10, None);
         }
@@ -453,7 +480,7 @@ mod tests {
     fn group_ends_cover_exactly_the_range() {
         let slots = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
         let w = Window::new(&q(6, 10), Storage::Bounded { slots }, 6); // group 4
-        assert_eq!(w.group, 4);
+        assert_eq!(w.group(), 4);
         let ends: Vec<u64> = w.group_ends(0, 8).collect();
         assert_eq!(ends, vec![0, 1]); // units 3 and 7 end groups 0 and 1
         let ends: Vec<u64> = w.group_ends(4, 3).collect();
