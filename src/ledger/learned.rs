@@ -49,7 +49,7 @@ impl Bucket {
         as_of: Nanos,
         frees_at: Option<Nanos>,
     ) -> u64 {
-        let Some(w) = self.windows.get(index) else {
+        let Some(w) = self.window_list().get(index) else {
             return 0;
         };
         // One correction at a time per bucket: each must see the others' units.
