@@ -515,15 +515,19 @@ impl Bucket {
         }
     }
 
-    /// Whether the bucket, as in snapshot `s`, holds nothing worth keeping at `now`.
-    fn is_idle(&self, s: &Snapshot, now: u64) -> bool {
-        let longest = self
-            .hot
+    /// The length of the bucket's longest window (0 without windows).
+    fn longest_window(&self) -> u64 {
+        self.hot
             .windows
             .iter()
             .map(Window::length)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+    }
+
+    /// Whether the bucket, as in snapshot `s`, holds nothing worth keeping at `now`.
+    fn is_idle(&self, s: &Snapshot, now: u64) -> bool {
+        let longest = self.longest_window();
         s.head.last.saturating_add(longest) < now
             && self.hot.blocked_until.load(Ordering::Acquire) <= now
             && s.tat <= now
@@ -536,13 +540,7 @@ impl Bucket {
         if !self.is_idle(&s, now) {
             return None;
         }
-        let longest = self
-            .hot
-            .windows
-            .iter()
-            .map(Window::length)
-            .max()
-            .unwrap_or(0);
+        let longest = self.longest_window();
         self.hot.head.swap_from(s.head, Head::EVICTED).ok()?;
         Some(s.head.last.saturating_add(longest))
     }
