@@ -155,13 +155,10 @@ fn allowed(c: &mut Criterion) {
         })
     });
     // tower-quota reads the very same FakeRelativeClock.
+    // Read as governor reads it: its nanoseconds, as a u64 (no Duration).
     let fake_now = |fake: &governor::clock::FakeRelativeClock| {
-        use governor::clock::{Clock as _, Reference as _};
-        Nanos::from_duration(
-            fake.now()
-                .duration_since(governor::nanos::Nanos::default())
-                .into(),
-        )
+        use governor::clock::Clock as _;
+        Nanos::new(fake.now().as_u64())
     };
     let big3 = Arc::new(Bucket::new(
         "three-manual",
