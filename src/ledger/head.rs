@@ -51,9 +51,10 @@ impl Head {
     }
 }
 
-/// The atomic cell holding a [`Head`] (the bucket puts it at the start of a
-/// cache line, with the fields every decision reads).
+/// The atomic cell holding a [`Head`], alone on its cache line so that the
+/// fields every decision reads are not invalidated by every decision's write.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct HeadCell(AtomicU128);
 
 impl HeadCell {
