@@ -556,6 +556,78 @@ proptest! {
         let slots = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
         run(specs, ops, Storage::Bounded { slots });
     }
+
+    #[test]
+    fn limits_raised_past_the_capacity_are_never_exceeded((specs, ops) in raise_schedule()) {
+        raised_limits_stay_limits(specs.clone(), ops.clone(), Storage::Exact);
+        let slots = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
+        raised_limits_stay_limits(specs, ops, Storage::Bounded { slots });
+    }
+}
+
+/// What a schedule of [`raised_limits_stay_limits`] does to its one bucket.
+#[derive(Clone, Debug)]
+enum RaiseOp {
+    Advance(u64),
+    Take(u32),
+    SetLimit { window: usize, limit: u32 },
+}
+
+/// Runs `ops` on one bucket whose limits may be raised up to three times past
+/// the capacity it was built with, and checks (a) against the limits in force:
+/// beyond the capacity the lookback reaches past what the ring remembers, so
+/// the engine falls back to the oldest time it keeps (later, so safe).
+fn raised_limits_stay_limits(specs: Vec<WindowSpec>, ops: Vec<RaiseOp>, storage: Storage) {
+    let (engine, model) = build(std::slice::from_ref(&specs), storage);
+    let (bucket, windows) = (&engine[0], model[0].windows.clone());
+    let mut limits: Vec<u64> = windows.iter().map(|w| w.limit).collect();
+    let mut now = 0;
+    let mut departures = Vec::new();
+    for op in ops {
+        match op {
+            RaiseOp::Advance(ms) => now += ms * MS,
+            RaiseOp::Take(cost) => {
+                match acquire(&[bucket], cost, Nanos::new(now), MaxWait::Forever) {
+                    Ok(Grant::Now) => departures.push((0, now, u64::from(cost), limits.clone())),
+                    Ok(Grant::Later(r)) => {
+                        departures.push((
+                            0,
+                            r.departure().as_u64(),
+                            u64::from(cost),
+                            limits.clone(),
+                        ));
+                        r.depart();
+                    }
+                    Err(Refusal::CostExceedsLimit { .. }) => {}
+                    Err(other) => panic!("unexpected refusal: {other}"),
+                }
+            }
+            RaiseOp::SetLimit { window, limit } => {
+                if let Some(l) = limits.get_mut(window) {
+                    *l = u64::from(limit);
+                    assert!(
+                        bucket.set_limit(window, NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN))
+                    );
+                }
+            }
+        }
+    }
+    check_windows(&departures, &[windows]);
+}
+
+fn raise_schedule() -> impl Strategy<Value = (Vec<WindowSpec>, Vec<RaiseOp>)> {
+    (
+        prop::collection::vec(window_spec(), 1..=3),
+        prop::collection::vec(
+            prop_oneof![
+                3 => (0u64..6).prop_map(RaiseOp::Advance),
+                8 => (1u32..=3).prop_map(RaiseOp::Take),
+                1 => (0usize..3, 1u32..=3 * CAPACITY)
+                    .prop_map(|(window, limit)| RaiseOp::SetLimit { window, limit }),
+            ],
+            1..150,
+        ),
+    )
 }
 
 #[test]
