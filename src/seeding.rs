@@ -393,6 +393,17 @@ fn applied(
     as_of: Nanos,
 ) {
     let applied = apply_to_bucket(bucket, &entry.windows, as_of, |_| None);
+    report_row(report, entry, target, bucket, applied);
+}
+
+/// The report's row for `entry`, applied to `bucket`.
+fn report_row(
+    report: &mut SeedReport,
+    entry: &SeedEntry,
+    target: SeedTarget,
+    bucket: &Bucket,
+    applied: Applied,
+) {
     report.applied.push(AppliedSeedEntry {
         route: entry.route.label().to_owned(),
         scope: entry.scope,
@@ -449,13 +460,7 @@ fn template<K>(
             }
         }
     }
-    report.applied.push(AppliedSeedEntry {
-        route: entry.route.label().to_owned(),
-        scope: entry.scope,
-        target,
-        bucket: probe.label().clone(),
-        applied,
-    });
+    report_row(report, entry, target, &probe, applied);
 }
 
 #[cfg(test)]
