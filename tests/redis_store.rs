@@ -51,6 +51,17 @@ async fn now_or_wait(
     }
 }
 
+/// Asserts that `n` requests in a row are admitted at once.
+async fn admit_now(store: &RedisStore, b: &[SharedBucket], n: usize) {
+    for i in 0..n {
+        assert_eq!(
+            now_or_wait(store, b, Some(Duration::ZERO)).await,
+            Some(Duration::ZERO),
+            "request {i} of {n} was not admitted at once"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_window_admits_its_limit_then_reserves_in_fifo_order() {
     let Some(server) = RedisServer::start("redis store: one window") else {
@@ -58,12 +69,7 @@ async fn a_window_admits_its_limit_then_reserves_in_fifo_order() {
     };
     let s = store(&server);
     let b = [bucket(&s, "GET /x", &[window(5, 1_000)])];
-    for _ in 0..5 {
-        assert_eq!(
-            now_or_wait(&s, &b, Some(Duration::ZERO)).await,
-            Some(Duration::ZERO)
-        );
-    }
+    admit_now(&s, &b, 5).await;
     // Failing fast reserves nothing and says which bucket.
     match s.acquire(b.to_vec(), 1, Some(Duration::ZERO)).await {
         Err(Refusal::WouldWait { wait, .. }) => assert!(wait > Duration::from_millis(900)),
@@ -142,12 +148,7 @@ async fn all_or_nothing_across_buckets_and_windows() {
     let tight = bucket(&s, "tight", &[window(2, 5_000)]);
     let wide = bucket(&s, "wide", &[window(3, 5_000), window(100, 60_000)]);
     let both = [tight.clone(), wide.clone()];
-    for _ in 0..2 {
-        assert_eq!(
-            now_or_wait(&s, &both, Some(Duration::ZERO)).await,
-            Some(Duration::ZERO)
-        );
-    }
+    admit_now(&s, &both, 2).await;
     // Refused by `tight`: nothing may be charged to `wide` (the chained-limiter bug).
     assert!(now_or_wait(&s, &both, Some(Duration::ZERO)).await.is_none());
     assert_eq!(
@@ -204,12 +205,7 @@ async fn fixed_windows_reset_on_their_anchor() {
         anchor: Some(SystemTime::now() - Duration::from_secs(3_599)),
     };
     let b = [bucket(&s, "fixed", &[fixed])];
-    for _ in 0..3 {
-        assert_eq!(
-            now_or_wait(&s, &b, Some(Duration::ZERO)).await,
-            Some(Duration::ZERO)
-        );
-    }
+    admit_now(&s, &b, 3).await;
     // The aligned window ends within a second: the next unit waits for it,
     // not for an hour as a sliding window would make it.
     let w = now_or_wait(&s, &b, None).await.unwrap_or_default();
@@ -230,12 +226,7 @@ async fn corrections_block_raise_and_change_limits_for_everyone() {
     // The server counted 8 of 10: another process now has 2 left.
     a.correct(&bucket_a, Correction::Used { window: 0, used: 8 });
     tokio::time::sleep(Duration::from_millis(30)).await;
-    for _ in 0..2 {
-        assert_eq!(
-            now_or_wait(&b, std::slice::from_ref(&bucket_a), Some(Duration::ZERO)).await,
-            Some(Duration::ZERO)
-        );
-    }
+    admit_now(&b, std::slice::from_ref(&bucket_a), 2).await;
     assert!(
         now_or_wait(&b, std::slice::from_ref(&bucket_a), Some(Duration::ZERO))
             .await
@@ -440,12 +431,7 @@ async fn fixed_windows_agree_between_clocks_seconds_apart() {
     let id = a.bucket_id("route", b"fixed");
     let in_a = [SharedBucket::new("route", id.clone(), [fixed(reset)])];
     let in_b = [SharedBucket::new("route", id, [fixed(reset + skew)])];
-    for _ in 0..3 {
-        assert_eq!(
-            now_or_wait(&a, &in_a, Some(Duration::ZERO)).await,
-            Some(Duration::ZERO)
-        );
-    }
+    admit_now(&a, &in_a, 3).await;
     // b sees the same full hour, ending at the same instant.
     let w = now_or_wait(&b, &in_b, None).await.unwrap_or_default();
     assert!(
