@@ -290,10 +290,17 @@ impl Bucket {
     #[inline]
     pub(crate) fn commit(&self, s: &Snapshot, cost: u64, d: u64) -> Result<(), Head> {
         self.take_head(s, cost, d)?;
-        for w in self.hot.windows.iter() {
-            w.record(s.head.units, cost, d, None);
-        }
+        self.record(s.head.units, cost, d, None);
         Ok(())
+    }
+
+    /// Writes the departure `d` of units `first..first + cost` into every
+    /// window's ring, keeping what it displaces in `saved` if given.
+    #[inline]
+    fn record(&self, first: u64, cost: u64, d: u64, mut saved: Option<&mut Vec<u64>>) {
+        for w in self.hot.windows.iter() {
+            w.record(first, cost, d, saved.as_deref_mut());
+        }
     }
 
     #[inline]
@@ -318,9 +325,7 @@ impl Bucket {
     ) -> Result<Claim, Head> {
         self.take_head(s, cost, d)?;
         let mut saved = Vec::new();
-        for w in self.hot.windows.iter() {
-            w.record(s.head.units, cost, d, keep_undo.then_some(&mut saved));
-        }
+        self.record(s.head.units, cost, d, keep_undo.then_some(&mut saved));
         Ok(Claim {
             start: s.head.units,
             cost,

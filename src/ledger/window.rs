@@ -29,7 +29,7 @@ pub(crate) struct Window {
     limit: AtomicU32,
     window: u64,
     anchor: Option<u64>,
-    /// log2 of the units per slot (1 when exact): groups are found by shifts.
+    /// log2 of the units per slot (0 when exact): groups are found by shifts.
     gshift: u32,
     /// log2 of the number of slots (a power of two: index and lap by mask and shift).
     shift: u32,
@@ -44,11 +44,12 @@ impl Window {
     /// A window for `quota`, with room for limits up to `capacity` units.
     pub(crate) fn new(quota: &Quota, storage: Storage, capacity: u32) -> Window {
         let capacity = capacity.max(quota.limit());
-        let group = u64::from(storage.group_for(capacity)); // a power of two
-                                                            // The lookback needs `capacity` units; counting the past window (for
-                                                            // corrections and reports) also needs the units reserved after now, so
-                                                            // the ring keeps room for up to RESERVED_HEADROOM of them; beyond that
-                                                            // counts are lower bounds, and corrections err on the safe side.
+        // A power of two: groups are found by shifts.
+        let group = u64::from(storage.group_for(capacity));
+        // The lookback needs `capacity` units; counting the past window (for
+        // corrections and reports) also needs the units reserved after now, so
+        // the ring keeps room for up to RESERVED_HEADROOM of them; beyond that
+        // counts are lower bounds, and corrections err on the safe side.
         let kept = u64::from(capacity) + u64::from(capacity).min(RESERVED_HEADROOM);
         // One slot per group of what is kept, plus the group being filled,
         // rounded up to a power of two so that no decision divides.
@@ -88,12 +89,12 @@ impl Window {
         self.window
     }
 
-    #[inline]
     /// The safety margin included in the window's length.
     pub(crate) fn margin(&self) -> std::time::Duration {
         std::time::Duration::from_micros(u64::from(self.margin_us))
     }
 
+    #[inline]
     pub(crate) fn anchor(&self) -> Option<u64> {
         self.anchor
     }
@@ -240,8 +241,9 @@ impl Window {
     #[inline]
     fn group_ends(&self, first: u64, cost: u64) -> std::ops::Range<u64> {
         let end = first.saturating_add(cost); // exclusive
-                                              // group k ends with unit k*g + g - 1: from the first that ends at or
-                                              // after `first` to the last before `end` (g = 2^gshift; exact: g = 1)
+
+        // group k ends with unit k*g + g - 1: from the first that ends at or
+        // after `first` to the last before `end` (g = 2^gshift; exact: g = 1)
         let (from, to) = (first >> self.gshift, end >> self.gshift);
         if from >= to {
             return 0..0; // in the bounded variant, most claims end no group
