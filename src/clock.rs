@@ -193,6 +193,7 @@ impl ClockOffset {
 pub struct SystemClock {
     origin: Instant,
     /// The raw monotonic reading at or just before `origin`.
+    #[cfg(target_os = "linux")]
     origin_ns: u64,
     wall_origin: SystemTime,
 }
@@ -216,10 +217,9 @@ impl SystemClock {
         // when `now()` reads `t` or later, never before.
         #[cfg(target_os = "linux")]
         let origin_ns = monotonic_ns();
-        #[cfg(not(target_os = "linux"))]
-        let origin_ns = 0;
         SystemClock {
             origin: Instant::now(),
+            #[cfg(target_os = "linux")]
             origin_ns,
             wall_origin: SystemTime::now(),
         }
@@ -247,7 +247,6 @@ impl Clock for SystemClock {
     #[cfg(not(target_os = "linux"))]
     #[inline]
     fn now(&self) -> Nanos {
-        let _ = self.origin_ns;
         Nanos::from_duration(self.origin.elapsed())
     }
 
