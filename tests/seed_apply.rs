@@ -151,7 +151,7 @@ fn padded_windows_match_and_too_large_limits_are_kept_out() {
 
 #[test]
 fn a_limit_beyond_the_buckets_capacity_is_applied_and_flagged() {
-    let bucket = Bucket::new("b", day_hour_minute(1, 600, 6000));
+    let bucket = Bucket::new("b", Quota::per_minute(1));
     let applied = apply_to_bucket(
         &bucket,
         &[window("minute", 60, 25, None)],
@@ -164,6 +164,18 @@ fn a_limit_beyond_the_buckets_capacity_is_applied_and_flagged() {
         !applied.limits_changed[0].exact,
         "built for 1: 25 is not counted exactly"
     );
+
+    // Beside an hour and a day, the minute shares the day's ring (6000 back):
+    // 25 is counted exactly.
+    let shared = Bucket::new("s", day_hour_minute(1, 600, 6000));
+    let applied = apply_to_bucket(
+        &shared,
+        &[window("minute", 60, 25, None)],
+        Nanos::ZERO,
+        |_| None,
+    );
+    assert_eq!(shared.capacity(0), Some(6000));
+    assert!(applied.limits_changed[0].exact);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use super::head::{Head, HeadCell};
 use super::learned::Learned;
 use super::pacer::Pacer;
 use super::refusal::Refusal;
-use super::window::Window;
+use super::window::{Ring, Window};
 use crate::clock::Nanos;
 use crate::quota::Limits;
 
@@ -132,18 +132,10 @@ impl Bucket {
     /// it) limited by `limits`.
     pub fn new(label: impl Into<Arc<str>>, limits: impl Into<Limits>) -> Bucket {
         let limits = limits.into();
-        let storage = limits.storage_choice();
-        let windows = limits
-            .quotas()
-            .iter()
-            .map(|q| {
-                let capacity = limits.reserved_capacity().unwrap_or(0).max(q.limit());
-                Window::new(q, storage, capacity)
-            })
-            .collect::<Vec<_>>();
+        let windows = windows_of(&limits);
         Bucket {
             hot: Hot {
-                head: HeadCell::new(Head { units: 0, last: 0 }),
+                head: HeadCell::new(Head::at(0, 0)),
                 blocked_until: AtomicU64::new(0),
                 has_fixed: windows.iter().any(Window::is_fixed),
                 pacer: limits.pacing().map(|p| Box::new(Pacer::new(p))),
@@ -308,6 +300,7 @@ impl Bucket {
         let new = Head {
             units: s.head.units + cost,
             last: s.head.last.max(d),
+            pops: s.head.pops,
         };
         self.hot.head.swap_from(s.head, new)
     }
@@ -356,17 +349,20 @@ impl Bucket {
     }
 
     fn pop(&self, c: &Claim) -> bool {
+        let tail = self.hot.head.load();
+        if tail.units != c.end() || tail.last != c.depart {
+            return false; // not the newest claim
+        }
         let mut saved = c.saved.iter().copied();
         for w in self.hot.windows.iter() {
             w.swap_back(c.start, c.cost, c.depart, &mut saved, true);
         }
-        let tail = Head {
-            units: c.end(),
-            last: c.depart,
-        };
+        // A new pop count: a decision planned on `tail` (or any head before
+        // this pop) can no longer commit (see `head.rs`).
         let before = Head {
             units: c.start,
             last: c.last_before,
+            pops: tail.pops.wrapping_add(1),
         };
         if self.hot.head.swap_from(tail, before).is_ok() {
             fence(Ordering::SeqCst);
@@ -571,17 +567,47 @@ impl Bucket {
     #[inline]
     pub(crate) fn open(&self, start: impl FnOnce() -> u64) {
         if self.hot.sealed.load(Ordering::Acquire) {
-            let _ = self.hot.head.swap_from(
-                Head::SEALED,
-                Head {
-                    units: 0,
-                    last: start(),
-                },
-            );
+            let _ = self.hot.head.swap_from(Head::SEALED, Head::at(0, start()));
             // After the head is open: whoever reads `false` finds it open.
             self.hot.sealed.store(false, Ordering::Release);
         }
     }
+}
+
+/// The windows of a bucket limited by `limits`. Windows with one group size
+/// (every exact window) share one ring, sized for the largest of them: a unit
+/// leaves at one time for all of them, so it is written once, by the first.
+fn windows_of(limits: &Limits) -> Vec<Window> {
+    let storage = limits.storage_choice();
+    let planned: Vec<(u32, u32)> = limits
+        .quotas()
+        .iter()
+        .map(|q| {
+            let capacity = limits.reserved_capacity().unwrap_or(0).max(q.limit());
+            (storage.group_for(capacity), capacity)
+        })
+        .collect();
+    let mut rings: Vec<(u32, Ring)> = Vec::new();
+    limits
+        .quotas()
+        .iter()
+        .zip(&planned)
+        .map(|(q, &(group, _))| {
+            if let Some((_, ring)) = rings.iter().find(|(g, _)| *g == group) {
+                return Window::sharing(q, ring, false);
+            }
+            let capacity = planned
+                .iter()
+                .filter(|(g, _)| *g == group)
+                .map(|&(_, c)| c)
+                .max()
+                .unwrap_or(0);
+            let ring = Ring::new(group, capacity);
+            let w = Window::sharing(q, &ring, true);
+            rings.push((group, ring));
+            w
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -597,19 +623,77 @@ mod tests {
     }
 
     #[test]
+    fn exact_windows_share_one_ring_that_each_reads_for_itself() {
+        let q = |n, ns| Quota::new(n, Duration::from_nanos(ns)).unwrap_or(Quota::per_second(1));
+        let b = Bucket::new("k", Limits::new([q(2, 100), q(3, 1_000)]));
+        let writers = b.hot.windows.iter().filter(|w| w.footprint() > 64).count();
+        assert_eq!(writers, 1, "one ring for both exact windows");
+        let mut at = Vec::new();
+        for _ in 0..4 {
+            let s = b.snapshot();
+            let d = b.earliest(&s, 1, 0).unwrap_or(u64::MAX);
+            assert!(b.commit(&s, 1, d).is_ok());
+            at.push(d);
+        }
+        // unit 2 waits for the 2/100 window, unit 3 for the 3/1000 one
+        assert_eq!(at, [0, 0, 100, 1_000]);
+        assert_eq!(
+            b.capacity(0),
+            Some(3),
+            "the shared ring keeps 3 back for both"
+        );
+
+        // A bounded window (another group size) keeps a ring of its own.
+        let mixed = Bucket::new("m", Limits::new([q(10, 100), q(1_000_000, 1_000)]));
+        let writers = mixed
+            .hot
+            .windows
+            .iter()
+            .filter(|w| w.footprint() > 64)
+            .count();
+        assert_eq!(writers, 2);
+        assert_eq!(mixed.capacity(0), Some(10));
+    }
+
+    #[test]
+    fn a_plan_made_before_a_pop_never_commits_after_it() {
+        // 2 per 100 ns. Units 0 and 1 leave at 10 and 20.
+        let q = Quota::new(2, Duration::from_nanos(100)).unwrap_or(Quota::per_second(1));
+        let b = Bucket::new("k", q);
+        let first = b.claim(&b.snapshot(), 1, 10, None, true);
+        let second = b.claim(&b.snapshot(), 1, 20, None, true);
+        let (Ok(first), Ok(second)) = (first, second) else {
+            panic!("both claims fit");
+        };
+        // A slow decision reads the head and plans unit 2 for 110 (unit 0 at
+        // 10 has left the window by then)...
+        let stale = b.snapshot();
+        assert_eq!(b.earliest(&stale, 1, 20), Ok(110));
+        // ...while both are given back and claimed again: unit 0 now leaves
+        // at 15, and the head reads (2 units, latest 20) as before.
+        b.release(second);
+        b.release(first);
+        assert!(b.commit(&b.snapshot(), 1, 15).is_ok());
+        assert!(b.commit(&b.snapshot(), 1, 20).is_ok());
+        let now = b.snapshot();
+        assert_eq!((now.head.units, now.head.last), (2, 20));
+        // At 110, units at 15 and 20 are still in the window: the stale plan
+        // would put 3 in one window of 2.
+        assert!(
+            b.commit(&stale, 1, 110).is_err(),
+            "ABA: stale plan committed"
+        );
+        assert_eq!(b.earliest(&now, 1, 20), Ok(115));
+    }
+
+    #[test]
     fn a_sealed_bucket_allows_nothing_until_opened_once() {
         let b = Bucket::new("k", Quota::per_second(5)).sealed();
         let s = b.snapshot();
         assert_eq!(b.earliest(&s, 1, 10), Ok(u64::MAX), "sealed: no departure");
         assert_eq!(b.state(Nanos::new(10)).units_charged, 0);
         b.open(|| 1_000);
-        assert_eq!(
-            b.hot.head.load(),
-            Head {
-                units: 0,
-                last: 1_000
-            }
-        );
+        assert_eq!(b.hot.head.load(), Head::at(0, 1_000));
         b.open(|| 5_000);
         assert_eq!(
             b.hot.head.load().last,

@@ -218,7 +218,7 @@ fn decide(
 ) -> Result<Grant, Refusal> {
     let n = buckets.len();
     let mut snaps = [Snapshot {
-        head: super::head::Head { units: 0, last: 0 },
+        head: super::head::Head::at(0, 0),
         tat: 0,
     }; MAX_BUCKETS];
     'decide: loop {

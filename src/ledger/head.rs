@@ -5,6 +5,16 @@
 //! `portable-atomic`). Units only grow, except when the newest reservation is
 //! cancelled and pops itself off again; departures are never earlier than the
 //! previous latest, so the units form a sorted log.
+//!
+//! A pop hands unit indices out again, at other times: the head alone could
+//! then come back to a value a slower decision read before the pop, whose
+//! plan (made from ring slots that have changed since) would wrongly pass
+//! its compare-and-swap (ABA; the stress test caught 31 departures in a
+//! window of 30). So the head also counts pops, in 16 bits beside 48 bits of
+//! units: a decision planned before a pop never commits after it. It could
+//! only be fooled by exactly 65,536 pops of one bucket between its read and its
+//! swap that also bring units and latest departure back to what it read.
+//! 2^48 units last 89 years at 100,000 requests a second.
 
 use portable_atomic::AtomicU128;
 use std::sync::atomic::Ordering;
@@ -16,13 +26,20 @@ pub(crate) struct Head {
     pub(crate) units: u64,
     /// Departure time (ns) of the latest unit, or 0.
     pub(crate) last: u64,
+    /// How many times a claim popped off this head (wrapping): makes every
+    /// head after a pop differ from every head before it.
+    pub(crate) pops: u16,
 }
+
+/// Units take the low 48 bits of the head's high word, pops the top 16.
+const UNITS_MASK: u64 = (1 << 48) - 1;
 
 impl Head {
     /// Marks a bucket that was evicted from a keyed map: no claim may succeed.
     pub(crate) const EVICTED: Head = Head {
-        units: u64::MAX,
+        units: UNITS_MASK,
         last: u64::MAX,
+        pops: u16::MAX,
     };
 
     /// Marks a bucket made for a keyed map and not yet opened: it holds nothing
@@ -31,18 +48,32 @@ impl Head {
     pub(crate) const SEALED: Head = Head {
         units: 0,
         last: u64::MAX,
+        pops: 0,
     };
+
+    /// An open head at `last` with `units` charged and no pops yet.
+    pub(crate) const fn at(units: u64, last: u64) -> Head {
+        Head {
+            units,
+            last,
+            pops: 0,
+        }
+    }
 
     #[inline]
     fn pack(self) -> u128 {
-        (u128::from(self.units) << 64) | u128::from(self.last)
+        debug_assert!(self.units <= UNITS_MASK, "2^48 units in one bucket");
+        let high = (self.units & UNITS_MASK) | (u64::from(self.pops) << 48);
+        (u128::from(high) << 64) | u128::from(self.last)
     }
 
     #[inline]
     fn unpack(v: u128) -> Head {
+        let high = (v >> 64) as u64;
         Head {
-            units: (v >> 64) as u64,
+            units: high & UNITS_MASK,
             last: v as u64,
+            pops: (high >> 48) as u16,
         }
     }
 
@@ -89,14 +120,25 @@ mod tests {
     #[test]
     fn packs_both_halves() {
         let h = Head {
-            units: 0xDEAD_BEEF_0000_0001,
+            units: 0xBEEF_0000_0001,
             last: 0x0FFF_FFFF_FFFF_FFFF,
+            pops: 0xDEAD,
         };
         assert_eq!(Head::unpack(h.pack()), h);
-        let cell = HeadCell::new(Head { units: 0, last: 0 });
-        assert_eq!(cell.load(), Head { units: 0, last: 0 });
-        assert!(cell.swap_from(Head { units: 0, last: 0 }, h).is_ok());
-        assert_eq!(cell.swap_from(Head { units: 0, last: 0 }, h), Err(h));
+        assert_eq!(Head::unpack(Head::EVICTED.pack()), Head::EVICTED);
+        let cell = HeadCell::new(Head::at(0, 0));
+        assert_eq!(cell.load(), Head::at(0, 0));
+        assert!(cell.swap_from(Head::at(0, 0), h).is_ok());
+        assert_eq!(cell.swap_from(Head::at(0, 0), h), Err(h));
+        let popped = Head {
+            pops: 1,
+            ..Head::at(0, 0)
+        };
+        assert_ne!(
+            popped.pack(),
+            Head::at(0, 0).pack(),
+            "pops tell heads apart"
+        );
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -14,9 +14,10 @@
 //! is later than any unit's time: again the safe side. Readers never wait.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::head::Head;
-use crate::quota::{Alignment, Quota, Storage};
+use crate::quota::{Alignment, Quota};
 
 const LAP_SHIFT: u32 = 60;
 const TIME_MASK: u64 = (1 << LAP_SHIFT) - 1;
@@ -37,15 +38,27 @@ pub(crate) struct Window {
     capacity: u32,
     /// The safety margin in `window`, in microseconds (for reports only).
     margin_us: u32,
-    slots: Box<[AtomicU64]>,
+    /// Whether this window writes the ring: windows of one bucket with the
+    /// same group size share one ring (every window counts every unit, at the
+    /// same departure time), and only the first of them writes it.
+    writes: bool,
+    slots: Arc<[AtomicU64]>,
 }
 
-impl Window {
-    /// A window for `quota`, with room for limits up to `capacity` units.
-    pub(crate) fn new(quota: &Quota, storage: Storage, capacity: u32) -> Window {
-        let capacity = capacity.max(quota.limit());
-        // A power of two: groups are found by shifts.
-        let group = u64::from(storage.group_for(capacity));
+/// The ring of departure times that the windows of a bucket with one group
+/// size share: what [`Window::sharing`] needs to build one more window on it.
+#[derive(Clone, Debug)]
+pub(crate) struct Ring {
+    slots: Arc<[AtomicU64]>,
+    gshift: u32,
+    capacity: u32,
+}
+
+impl Ring {
+    /// A ring with room for limits up to `capacity` units in groups of `group`
+    /// (a power of two; 1 when exact).
+    pub(crate) fn new(group: u32, capacity: u32) -> Ring {
+        let group = u64::from(group.max(1).next_power_of_two());
         // The lookback needs `capacity` units; counting the past window (for
         // corrections and reports) also needs the units reserved after now, so
         // the ring keeps room for up to RESERVED_HEADROOM of them; beyond that
@@ -54,6 +67,30 @@ impl Window {
         // One slot per group of what is kept, plus the group being filled,
         // rounded up to a power of two so that no decision divides.
         let slots = (kept.div_ceil(group) + 1).next_power_of_two();
+        Ring {
+            slots: (0..slots).map(|_| AtomicU64::new(empty_slot())).collect(),
+            gshift: group.trailing_zeros(),
+            capacity,
+        }
+    }
+}
+
+impl Window {
+    /// A window for `quota` with a ring of its own, with room for limits up to
+    /// `capacity` units.
+    #[cfg(test)]
+    pub(crate) fn new(quota: &Quota, storage: crate::quota::Storage, capacity: u32) -> Window {
+        let capacity = capacity.max(quota.limit());
+        Window::sharing(
+            quota,
+            &Ring::new(storage.group_for(capacity), capacity),
+            true,
+        )
+    }
+
+    /// A window for `quota` on `ring`, which it writes if `writes` (the first
+    /// window built on a ring) and otherwise only reads.
+    pub(crate) fn sharing(quota: &Quota, ring: &Ring, writes: bool) -> Window {
         let window = u64::try_from(quota.window().as_nanos())
             .unwrap_or(u64::MAX)
             .clamp(1, TIME_MASK);
@@ -64,11 +101,12 @@ impl Window {
                 Alignment::Sliding => None,
                 Alignment::Fixed { anchor } => Some(anchor.as_u64()),
             },
-            gshift: group.trailing_zeros(),
-            shift: slots.trailing_zeros(),
-            capacity,
+            gshift: ring.gshift,
+            shift: ring.slots.len().trailing_zeros(),
+            capacity: ring.capacity.max(quota.limit()),
             margin_us: u32::try_from(quota.margin().as_micros()).unwrap_or(u32::MAX),
-            slots: (0..slots).map(|_| AtomicU64::new(empty_slot())).collect(),
+            writes,
+            slots: Arc::clone(&ring.slots),
         }
     }
 
@@ -103,9 +141,15 @@ impl Window {
         self.anchor.is_some()
     }
 
-    /// Bytes of state this window keeps.
+    /// Bytes of state this window keeps (a shared ring counts in the window
+    /// that writes it).
     pub(crate) fn footprint(&self) -> usize {
-        std::mem::size_of::<Window>() + self.slots.len() * std::mem::size_of::<AtomicU64>()
+        let ring = if self.writes {
+            self.slots.len() * std::mem::size_of::<AtomicU64>()
+        } else {
+            0
+        };
+        std::mem::size_of::<Window>() + ring
     }
 
     /// Units per slot: 1 when exact, a power of two when bounded.
@@ -258,6 +302,9 @@ impl Window {
     /// values it displaces onto `saved` if given (to restore them on a pop).
     #[inline]
     pub(crate) fn record(&self, first: u64, cost: u64, d: u64, mut saved: Option<&mut Vec<u64>>) {
+        if !self.writes {
+            return; // another window of the bucket writes this ring
+        }
         for g in self.group_ends(first, cost) {
             let lap = self.lap(g);
             let value = (lap << LAP_SHIFT) | (d & TIME_MASK);
@@ -297,6 +344,9 @@ impl Window {
         saved: &mut impl Iterator<Item = u64>,
         back: bool,
     ) {
+        if !self.writes {
+            return; // as in `record`: the writer of the ring puts it back
+        }
         for g in self.group_ends(first, cost) {
             let ours = (self.lap(g) << LAP_SHIFT) | (d & TIME_MASK);
             if let Some(old) = saved.next() {
@@ -368,11 +418,12 @@ fn empty_slot() -> u64 {
 mod tests {
     use super::*;
     use crate::clock::Nanos;
+    use crate::quota::Storage;
     use std::num::NonZeroU32;
     use std::time::Duration;
 
     fn head(units: u64, last: u64) -> Head {
-        Head { units, last }
+        Head::at(units, last)
     }
 
     fn q(limit: u32, ns: u64) -> Quota {
