@@ -431,7 +431,9 @@ impl Bucket {
     }
 
     /// The largest limit window `index` was built to keep exactly: its
-    /// configured limit, or more if reserved with [`Limits::capacity`].
+    /// configured limit, or more if reserved with [`Limits::capacity`] or if
+    /// it shares its ring with a larger window of the bucket (exact windows
+    /// of one bucket share one ring, sized for the largest).
     pub fn capacity(&self, index: usize) -> Option<u32> {
         self.hot.windows.get(index).map(Window::capacity)
     }

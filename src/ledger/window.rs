@@ -8,6 +8,11 @@
 //! holding the time of the group's last unit, which is never earlier than any unit
 //! of the group: the error is always on the safe side.
 //!
+//! Every window of a bucket counts every unit at the same time, so windows with
+//! one group size (every exact window) share one ring ([`Ring`]), sized for the
+//! largest of them and written by the first: one write per unit, not one per
+//! window.
+//!
 //! A slot holds a time in its low 60 bits and the lap of the ring that wrote it
 //! in its high 4 bits. A reader that finds another lap (a slot claimed but not yet
 //! written, or already reused) uses the bucket's latest departure instead, which
