@@ -689,6 +689,28 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_used_count_fills_the_window_and_no_more() {
+        let b = Bucket::new(
+            "k",
+            Limits::new([Quota::per_minute(10), Quota::per_hour(100)]),
+        );
+        let added = b.raise_used(0, u64::MAX, Nanos::new(1), None);
+        assert_eq!(added, 100, "at most the largest window's capacity");
+        let s = b.snapshot();
+        assert_eq!((s.head.units, s.head.pops), (100, 0), "pops untouched");
+        // The hour holds the 100 until they leave it; the bucket works on.
+        let hour = Duration::from_secs(3600).as_nanos() as u64;
+        let d = b.earliest(&s, 1, 2).unwrap_or(0);
+        assert!(d > hour, "{d}");
+        assert!(b.commit(&s, 1, d).is_ok());
+        // Told again and again, it adds nothing more while the hour is full.
+        for t in 2..100 {
+            assert_eq!(b.raise_used(0, u64::MAX, Nanos::new(t), None), 0);
+        }
+        assert_eq!(b.snapshot().head.units, 101);
+    }
+
+    #[test]
     fn a_sealed_bucket_allows_nothing_until_opened_once() {
         let b = Bucket::new("k", Quota::per_second(5)).sealed();
         let s = b.snapshot();

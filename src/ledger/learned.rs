@@ -40,8 +40,9 @@ impl Bucket {
     /// moment the server's units free (`frees_at`, else the end of the window of
     /// `as_of`), nothing is added. Units that earlier corrections placed after
     /// `as_of`, for usage the server still counts then, count as ours: responses
-    /// arrive out of order and must not add the same excess twice. Returns the
-    /// units added.
+    /// arrive out of order and must not add the same excess twice. A count above
+    /// the window's limit and capacity is read as that much: the window admits
+    /// no more either way. Returns the units added.
     pub fn raise_used(
         &self,
         index: usize,
@@ -75,6 +76,11 @@ impl Bucket {
                 .filter(|c| c.at > as_of && c.frees > as_of)
                 .map(|c| c.units)
                 .sum();
+            // A window never admits more than its limit or its capacity, so
+            // a count beyond that (the server's, untrusted) changes no
+            // decision; counting it would let a hostile server grow the head's
+            // 48 bits of units (`head.rs`) by any amount with every response.
+            let used = used.min(u64::from(w.limit().max(w.capacity())));
             let excess = used.saturating_sub(ours.saturating_add(pending));
             if excess == 0 {
                 return 0;
