@@ -187,6 +187,9 @@ impl Bucket {
         if s.head.is_evicted() {
             return Err(self.retired());
         }
+        if !s.head.has_room_for(cost) {
+            return Err(self.exhausted());
+        }
         let mut d = from
             .max(s.head.last)
             .max(self.hot.blocked_until.load(Ordering::Acquire));
@@ -228,6 +231,14 @@ impl Bucket {
     #[inline(never)]
     fn retired(&self) -> Refusal {
         Refusal::Retired {
+            bucket: self.label.clone(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn exhausted(&self) -> Refusal {
+        Refusal::Exhausted {
             bucket: self.label.clone(),
         }
     }
@@ -659,6 +670,51 @@ mod tests {
         let mixed = Bucket::new("m", Limits::new([q(10, 100), q(1_000_000, 1_000)]));
         assert_eq!(writers(&mixed), 2);
         assert_eq!(mixed.capacity(0), Some(10));
+    }
+
+    #[test]
+    fn a_bucket_out_of_units_refuses_instead_of_wrapping() {
+        // u32::MAX units a millisecond, each request the whole window: 2^48
+        // units take 65,536 requests (18 hours of a real byte budget). The
+        // bucket starts 10 requests short of that (ring slots it never wrote
+        // read as the latest departure: the safe side).
+        let q = Quota::new(u32::MAX, Duration::from_millis(1)).unwrap_or(Quota::per_second(1));
+        let b = Bucket::new("bytes", q);
+        let cost = u64::from(u32::MAX);
+        let start = Head::at(Head::MAX_UNITS / cost * cost - 10 * cost, 0);
+        assert!(b.hot.head.swap_from(Head::at(0, 0), start).is_ok());
+        let mut d = 0;
+        let mut admitted = 0u64;
+        let refusal = loop {
+            let s = b.snapshot();
+            match b.earliest(&s, cost, d) {
+                Ok(at) => {
+                    assert!(b.commit(&s, cost, at).is_ok(), "one thread: no race");
+                    admitted += 1;
+                    d = at;
+                }
+                Err(r) => break r,
+            }
+            assert!(admitted <= 10, "never refused: the count would wrap");
+        };
+        assert_eq!(
+            refusal,
+            Refusal::Exhausted {
+                bucket: Arc::from("bytes")
+            }
+        );
+        assert_eq!(admitted, 10, "every request that fits is admitted");
+        let units = b.snapshot().head.units;
+        assert!(units <= Head::MAX_UNITS && units + cost > Head::MAX_UNITS);
+        // Smaller requests still fit what is left; a correction never crosses.
+        let left = Head::MAX_UNITS - units;
+        assert!(b.earliest(&b.snapshot(), left, d).is_ok());
+        assert!(b.earliest(&b.snapshot(), left + 1, d).is_err());
+        assert!(refusal.to_string().contains("2^48 units"));
+        // A server that says the window is full adds nothing past the bound.
+        let later = Nanos::new(d + 10_000_000);
+        assert_eq!(b.raise_used(0, u64::from(u32::MAX), later, None), 0);
+        assert_eq!(b.snapshot().head.units, units);
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! units: a decision planned before a pop never commits after it. It could
 //! only be fooled by exactly 65,536 pops of one bucket between its read and its
 //! swap that also bring units and latest departure back to what it read.
-//! 2^48 units last 89 years at 100,000 requests a second.
+//! 2^48 units last 89 years at 100,000 requests a second, but only 18 hours
+//! of a limit of `u32::MAX` units a second (a byte budget, say): past
+//! [`Head::MAX_UNITS`] a bucket refuses, in release builds too, instead of
+//! wrapping its count.
 
 use portable_atomic::AtomicU128;
 use std::sync::atomic::Ordering;
@@ -50,6 +53,17 @@ impl Head {
         last: u64::MAX,
         pops: 0,
     };
+
+    /// The most units one bucket counts: past it, a bucket refuses every
+    /// request ([`Refusal::Exhausted`](super::Refusal::Exhausted)) rather than
+    /// wrap its count, which would hand out room it does not have.
+    pub(crate) const MAX_UNITS: u64 = UNITS_MASK - 1;
+
+    /// Whether `cost` more units still fit the count.
+    #[inline]
+    pub(crate) fn has_room_for(self, cost: u64) -> bool {
+        self.units + cost <= Head::MAX_UNITS
+    }
 
     /// An open head at `last` with `units` charged and no pops yet.
     pub(crate) const fn at(units: u64, last: u64) -> Head {

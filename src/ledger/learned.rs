@@ -82,7 +82,8 @@ impl Bucket {
             // 48 bits of units (`head.rs`) by any amount with every response.
             let used = used.min(u64::from(w.limit().max(w.capacity())));
             let excess = used.saturating_sub(ours.saturating_add(pending));
-            if excess == 0 {
+            // A bucket out of units refuses every request anyway.
+            if excess == 0 || !s.head.has_room_for(excess) {
                 return 0;
             }
             let frees = frees_at.map_or_else(|| w.frees(as_of), Nanos::as_u64);

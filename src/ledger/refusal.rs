@@ -46,6 +46,14 @@ pub enum Refusal {
         /// What went wrong (never a URL or a key).
         reason: Arc<str>,
     },
+    /// The bucket has counted the most units one bucket can (2^48 - 2): it
+    /// refuses every request rather than wrap its count. Reached only by very
+    /// large costs at a high rate (a limit of `u32::MAX` units a second gets
+    /// there in 18 hours); make a new bucket.
+    Exhausted {
+        /// The bucket.
+        bucket: Arc<str>,
+    },
     /// The bucket was evicted from its keyed scope while idle; look it up again.
     Retired {
         /// The bucket.
@@ -82,6 +90,11 @@ impl fmt::Display for Refusal {
                 f,
                 "the shared {store} store is unavailable ({reason}) and its fault policy \
                  refuses requests; retry later or choose a local-share fault policy"
+            ),
+            Refusal::Exhausted { bucket } => write!(
+                f,
+                "bucket `{bucket}` has counted 2^48 units, the most one bucket can, and \
+                 refuses from now on; build a new bucket (or limiter) for it"
             ),
             Refusal::Retired { bucket } => write!(
                 f,
