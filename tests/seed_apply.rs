@@ -151,13 +151,12 @@ fn padded_windows_match_and_too_large_limits_are_kept_out() {
 
 #[test]
 fn a_limit_beyond_the_buckets_capacity_is_applied_and_flagged() {
+    // The server says 25 a minute, to a bucket built for 1 and to one whose
+    // minute sits beside an hour and a day.
+    let minute_25 =
+        |b: &Bucket| apply_to_bucket(b, &[window("minute", 60, 25, None)], Nanos::ZERO, |_| None);
     let bucket = Bucket::new("b", Quota::per_minute(1));
-    let applied = apply_to_bucket(
-        &bucket,
-        &[window("minute", 60, 25, None)],
-        Nanos::ZERO,
-        |_| None,
-    );
+    let applied = minute_25(&bucket);
     assert_eq!(bucket.limit(0), Some(25));
     assert_eq!(applied.limits_changed.len(), 1);
     assert!(
@@ -168,12 +167,7 @@ fn a_limit_beyond_the_buckets_capacity_is_applied_and_flagged() {
     // Beside an hour and a day, the minute shares the day's ring (6000 back):
     // 25 is counted exactly.
     let shared = Bucket::new("s", day_hour_minute(1, 600, 6000));
-    let applied = apply_to_bucket(
-        &shared,
-        &[window("minute", 60, 25, None)],
-        Nanos::ZERO,
-        |_| None,
-    );
+    let applied = minute_25(&shared);
     assert_eq!(shared.capacity(0), Some(6000));
     assert!(applied.limits_changed[0].exact);
 }
