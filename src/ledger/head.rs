@@ -16,8 +16,8 @@
 //! swap that also bring units and latest departure back to what it read.
 //! 2^48 units last 89 years at 100,000 requests a second, but only 18 hours
 //! of a limit of `u32::MAX` units a second (a byte budget, say): past
-//! [`Head::MAX_UNITS`] a bucket refuses, in release builds too, instead of
-//! wrapping its count.
+//! [`Head::MAX_UNITS`] a bucket refuses what would cross it, in release
+//! builds too, instead of wrapping its count.
 
 use portable_atomic::AtomicU128;
 use std::sync::atomic::Ordering;
@@ -54,9 +54,9 @@ impl Head {
         pops: 0,
     };
 
-    /// The most units one bucket counts: past it, a bucket refuses every
-    /// request ([`Refusal::Exhausted`](super::Refusal::Exhausted)) rather than
-    /// wrap its count, which would hand out room it does not have.
+    /// The most units one bucket counts: a request that would cross it is
+    /// refused ([`Refusal::Exhausted`](super::Refusal::Exhausted)) rather than
+    /// the count wrapped, which would hand out room the bucket does not have.
     pub(crate) const MAX_UNITS: u64 = UNITS_MASK - 1;
 
     /// Whether `cost` more units still fit the count.

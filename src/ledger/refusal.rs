@@ -46,10 +46,11 @@ pub enum Refusal {
         /// What went wrong (never a URL or a key).
         reason: Arc<str>,
     },
-    /// The bucket has counted the most units one bucket can (2^48 - 2): it
-    /// refuses every request rather than wrap its count. Reached only by very
-    /// large costs at a high rate (a limit of `u32::MAX` units a second gets
-    /// there in 18 hours); make a new bucket.
+    /// The request would take the bucket past the most units one bucket
+    /// counts (2^48 - 2): it is refused rather than the count wrapped (smaller
+    /// requests that still fit are admitted). Reached only by very large costs
+    /// at a high rate (a limit of `u32::MAX` units a second gets there in 18
+    /// hours); make a new bucket.
     Exhausted {
         /// The bucket.
         bucket: Arc<str>,
@@ -93,8 +94,8 @@ impl fmt::Display for Refusal {
             ),
             Refusal::Exhausted { bucket } => write!(
                 f,
-                "bucket `{bucket}` has counted 2^48 units, the most one bucket can, and \
-                 refuses from now on; build a new bucket (or limiter) for it"
+                "bucket `{bucket}` is near 2^48 units, the most one bucket counts, and \
+                 refuses requests that would cross that; build a new bucket (or limiter) for it"
             ),
             Refusal::Retired { bucket } => write!(
                 f,
