@@ -33,6 +33,17 @@ use crate::store::Correction;
 const DATE_RESOLUTION_MS: i64 = 2_000;
 
 impl<C: Clock> Limiter<C> {
+    /// A request charged to `charged` left at `sent` and its response (or
+    /// transport error) came back at `received`: a slow one widens the
+    /// windows of its buckets (see `LimiterBuilder::hold_until_response`).
+    pub(crate) fn note_latency(&self, charged: &Charged, sent: Nanos, received: Nanos) {
+        if self.hold_until_response {
+            for b in &charged.buckets {
+                b.note_latency(sent, received);
+            }
+        }
+    }
+
     /// Learns from the response to a request that left at `sent`.
     pub(crate) fn observe(
         &self,
@@ -43,6 +54,7 @@ impl<C: Clock> Limiter<C> {
         headers: &HeaderMap,
     ) {
         let received = self.clock.now();
+        self.note_latency(charged, sent, received);
         let wall = self.clock.to_wall(received);
         self.history
             .record(wall, self.rate_limited.contains(&status));

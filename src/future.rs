@@ -173,6 +173,15 @@ where
                     let mut sleep = sleep;
                     ready!(sleep.as_mut().poll(cx));
                     let now = this.limiter.clock.now();
+                    // A slow response since we reserved may ask us to leave later.
+                    if let Some(later) = reservation
+                        .as_ref()
+                        .map(Reservation::widened_departure)
+                        .filter(|&later| later > now)
+                    {
+                        sleep.as_mut().reset(deadline(&**this.limiter, later));
+                        continue;
+                    }
                     let departure = reservation.as_ref().map_or(now, Reservation::departure);
                     // A 429 while we slept blocks its bucket past our slot: give the
                     // slot back and queue again behind the block, in order. The
@@ -273,7 +282,15 @@ where
                     this.state.set(State::Sent { future });
                 }
                 StateProj::Sent { future } => {
-                    let response = ready!(future.poll(cx)).map_err(Error::Service)?;
+                    let response = match ready!(future.poll(cx)) {
+                        Ok(response) => response,
+                        Err(e) => {
+                            // It may have reached the server all the same.
+                            let now = this.limiter.clock.now();
+                            this.limiter.note_latency(this.charged, *this.sent, now);
+                            return Poll::Ready(Err(Error::Service(e)));
+                        }
+                    };
                     this.limiter.observe(
                         this.charged,
                         *this.sent,

@@ -134,6 +134,8 @@ pub struct Limiter<C = TokioClock> {
     /// unlimited or shared: the server is the authority.
     reported: papaya::HashMap<String, Arc<Bucket>, foldhash::fast::RandomState>,
     margin: Option<Duration>,
+    /// Whether slow responses widen the windows (see `hold_until_response`).
+    pub(crate) hold_until_response: bool,
     pub(crate) shared: Option<Arc<dyn SharedStore>>,
 }
 
@@ -461,6 +463,7 @@ pub struct LimiterBuilder<C> {
     block_without_headers: Duration,
     target: Target,
     margin: Option<Duration>,
+    hold_until_response: bool,
     shared: Option<Arc<dyn SharedStore>>,
 }
 
@@ -497,6 +500,7 @@ impl<C: Clock> LimiterBuilder<C> {
             block_without_headers: Duration::from_secs(1),
             target: Target::Route,
             margin: None,
+            hold_until_response: true,
             shared: None,
         }
     }
@@ -514,6 +518,26 @@ impl<C: Clock> LimiterBuilder<C> {
     /// (default: 1 % of each window, at most 50 ms; at most 1 % of the allowance).
     pub fn margin(mut self, margin: Duration) -> Self {
         self.margin = Some(margin);
+        self
+    }
+
+    /// Whether a unit stays counted until one window after its *response*
+    /// came back, when that is later than its departure plus the margin
+    /// (default: yes).
+    ///
+    /// The server counts a request when it arrives, which may be any time
+    /// before its response. With this on, a response that took longer than
+    /// the margin (a cold connection, a TLS handshake, a congested link)
+    /// holds every sliding window of its buckets open that much longer, until
+    /// the request stops counting at the server, and reservations made
+    /// meanwhile leave that much later: the next window's requests cannot
+    /// reach the server while it still counts the slow one. The cost is the
+    /// excess over the margin, once per window after a slow response; on a
+    /// link whose every response takes longer than the margin, the allowance
+    /// used falls to about `window / (window + round trip)`. Off, only the
+    /// margin covers the delay.
+    pub fn hold_until_response(mut self, hold: bool) -> Self {
+        self.hold_until_response = hold;
         self
     }
 
@@ -539,6 +563,7 @@ impl<C: Clock> LimiterBuilder<C> {
             block_without_headers: self.block_without_headers,
             target: self.target,
             margin: self.margin,
+            hold_until_response: self.hold_until_response,
             shared: self.shared,
         }
     }
@@ -679,6 +704,7 @@ impl<C: Clock> LimiterBuilder<C> {
                 .resize_mode(papaya::ResizeMode::Blocking)
                 .build(),
             margin: self.margin,
+            hold_until_response: self.hold_until_response,
             shared: self.shared,
         })
     }

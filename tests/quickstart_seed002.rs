@@ -12,7 +12,8 @@ use std::time::Duration;
 #[path = "../examples/quickstart/scenario.rs"]
 mod scenario;
 
-use scenario::Settings;
+use scenario::{RunReport, Settings};
+use tower_quota::testkit::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quickstart_learns_its_limits_and_gets_no_429() {
@@ -28,7 +29,12 @@ async fn the_quickstart_learns_its_limits_and_gets_no_429() {
     // Every ceiling came from the usage endpoint, none from configuration.
     assert_eq!(run.seed.limits_changed(), 3, "{:?}", run.seed);
     assert_eq!((run.ceiling, run.account_ceiling), (100, 25));
-    assert_eq!(run.rejected, 0, "the server answered 429s");
+    assert_eq!(
+        run.rejected,
+        0,
+        "the server answered 429s:\n{}",
+        rejections(&run)
+    );
     assert_eq!(run.limited, 0);
     eprintln!(
         "admitted per window {:?}: {:.1} %",
@@ -45,4 +51,28 @@ async fn the_quickstart_learns_its_limits_and_gets_no_429() {
         assert!(b.windows.iter().all(|w| !w.exceeded()), "{b:?}");
     }
     run.server.shutdown().await;
+}
+
+/// The server's 429s, one a line: when (ms into the run), who, and which
+/// buckets refused, next to the admissions of the same buckets just before.
+fn rejections(run: &RunReport) -> String {
+    let events = run.server.recorder().events();
+    let first = events.first().map(|e| e.at);
+    let ms = |at: tower_quota::clock::Nanos| {
+        first.map_or(0.0, |f| at.saturating_since(f).as_secs_f64() * 1e3)
+    };
+    events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Rejected)
+        .take(10)
+        .map(|e| {
+            format!(
+                "{:9.1} ms {} blocked by {:?}",
+                ms(e.at),
+                e.caller,
+                e.blocked_by
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -77,6 +77,9 @@ pub struct WindowState {
     pub reserved: u64,
     /// When the oldest unit counted in `used` stops counting, if any.
     pub frees_at: Option<Nanos>,
+    /// How much longer than `window` units count for now, after a response
+    /// that came back later than the margin (see [`Bucket::note_latency`]).
+    pub widened_by: Duration,
 }
 
 /// A rate-limit bucket with one or more windows.
@@ -468,6 +471,67 @@ impl Bucket {
             .map(Nanos::new)
     }
 
+    /// Records that a request charged to this bucket left at `sent` and its
+    /// response (or its transport error) came back at `received`.
+    ///
+    /// The server counted the request at some instant in between. The margin
+    /// covers the usual delay; when the response came back later than that,
+    /// the request may have been counted that much later, so every sliding
+    /// window holds its units longer by the excess, until one window after
+    /// `received` (when that request stops counting at the server whatever
+    /// the delay was). A unit therefore frees no earlier than one window after
+    /// the response that charged it came back, the margin included: a cold
+    /// connection or a slow link never turns into a 429 at the next window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_quota::clock::Nanos;
+    /// use tower_quota::ledger::{acquire, Bucket, MaxWait};
+    /// use tower_quota::quota::Quota;
+    ///
+    /// let ms = Nanos::from_millis;
+    /// let bucket = std::sync::Arc::new(Bucket::new("GET /people", Quota::new(1, Duration::from_millis(100)).unwrap()));
+    /// assert!(acquire(&[&bucket], 1, ms(0), MaxWait::Never).is_ok());
+    /// assert_eq!(bucket.earliest_departure(1, ms(0)).unwrap(), ms(100));
+    /// // Its response took 30 ms: the server may have counted it at 30 ms.
+    /// bucket.note_latency(ms(0), ms(30));
+    /// assert!(bucket.earliest_departure(1, ms(0)).unwrap() >= ms(130));
+    /// ```
+    pub fn note_latency(&self, sent: Nanos, received: Nanos) {
+        let took = received.saturating_since(sent);
+        let received = received.as_u64();
+        for w in self.hot.windows.iter() {
+            let late = took.saturating_sub(w.margin());
+            if !late.is_zero() {
+                let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+                w.widen(late, received.saturating_add(w.length()), received);
+            }
+        }
+    }
+
+    /// The earliest instant at or after `d` at which units `start..start +
+    /// cost`, claimed for a departure at `d`, may leave, given the widening
+    /// slow responses asked for since they were claimed (a reservation made
+    /// before a slow response came back leaves that much later). Looks only
+    /// at units the rings still hold: with more than a ring's headroom
+    /// reserved after the claim, the claim leaves as planned.
+    pub(crate) fn widened_departure(&self, start: u64, cost: u64, d: u64) -> u64 {
+        let head = self.hot.head.load();
+        let mut at = d;
+        for w in self.hot.windows.iter() {
+            let Some((extra, _)) = w.widened_at(d) else {
+                continue;
+            };
+            let Some(back) = (start + cost).checked_sub(u64::from(w.limit()) + 1) else {
+                continue;
+            };
+            if let Some(t) = w.known_time_of(back, head) {
+                at = at.max(t.saturating_add(w.length()).saturating_add(extra));
+            }
+        }
+        at
+    }
+
     /// Records that the server spoke about this bucket in the response to a
     /// request that left at `sent`; `true` if no later request's response has
     /// spoken yet. Responses come back out of order: only the newest may change
@@ -520,6 +584,7 @@ impl Bucket {
                     used,
                     reserved,
                     frees_at,
+                    widened_by: Duration::from_nanos(w.widened_at(now_ns).map_or(0, |(e, _)| e)),
                 }
             })
             .collect();

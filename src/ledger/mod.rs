@@ -29,6 +29,9 @@ mod learned;
 mod pacer;
 mod refusal;
 mod reservation;
+#[cfg(test)]
+mod tests_latency;
+mod widening;
 mod window;
 mod window_of_length;
 

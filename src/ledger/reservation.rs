@@ -28,6 +28,20 @@ impl Reservation {
         self.departure
     }
 
+    /// When the request may leave given what responses taught since the
+    /// reservation was made: its [`departure`](Reservation::departure), or
+    /// later if a slow response widened a window of its buckets meanwhile
+    /// (see [`Bucket::note_latency`]). Sleep until then before departing.
+    pub fn widened_departure(&self) -> Nanos {
+        let d = self.departure.as_u64();
+        let at = self
+            .claims
+            .iter()
+            .map(|(b, c)| b.widened_departure(c.start, c.cost, d))
+            .fold(d, u64::max);
+        Nanos::new(at)
+    }
+
     /// The request has left: keep it counted.
     pub fn depart(mut self) {
         self.claims.clear();

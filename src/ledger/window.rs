@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::head::Head;
+use super::widening::Widening;
 use crate::quota::{Alignment, Quota};
 
 const LAP_SHIFT: u32 = 60;
@@ -29,12 +30,18 @@ const TIME_MASK: u64 = (1 << LAP_SHIFT) - 1;
 const LAP_MASK: u64 = 0xF;
 /// Units reserved ahead that a window keeps room for beyond its limit.
 pub(crate) const RESERVED_HEADROOM: u64 = 1024;
+/// The anchor of a sliding window (a fixed window's anchor is a time, at most
+/// 2^60 ns).
+const SLIDING: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub(crate) struct Window {
     limit: AtomicU32,
     window: u64,
-    anchor: Option<u64>,
+    /// Where a fixed window is aligned; [`SLIDING`] for a sliding one.
+    anchor: u64,
+    /// The extra length slow responses call for (sliding windows only).
+    widening: Widening,
     /// log2 of the units per slot (0 when exact): groups are found by shifts.
     gshift: u32,
     /// log2 of the number of slots (a power of two: index and lap by mask and shift).
@@ -103,9 +110,10 @@ impl Window {
             limit: AtomicU32::new(quota.limit()),
             window,
             anchor: match quota.alignment() {
-                Alignment::Sliding => None,
-                Alignment::Fixed { anchor } => Some(anchor.as_u64()),
+                Alignment::Sliding => SLIDING,
+                Alignment::Fixed { anchor } => anchor.as_u64().min(TIME_MASK),
             },
+            widening: Widening::default(),
             gshift: ring.gshift,
             shift: ring.slots.len().trailing_zeros(),
             capacity: ring.capacity.max(quota.limit()),
@@ -139,11 +147,25 @@ impl Window {
 
     #[inline]
     pub(crate) fn anchor(&self) -> Option<u64> {
-        self.anchor
+        (self.anchor != SLIDING).then_some(self.anchor)
     }
 
     pub(crate) fn is_fixed(&self) -> bool {
-        self.anchor.is_some()
+        self.anchor != SLIDING
+    }
+
+    /// After a response that came back `late` past the margin, holds every
+    /// unit `late` longer until `until` (sliding windows only: a fixed window
+    /// counts by the server's boundaries, which the margin covers).
+    pub(crate) fn widen(&self, late: u64, until: u64, now: u64) {
+        if !self.is_fixed() {
+            self.widening.widen(late, until, now);
+        }
+    }
+
+    /// The widening in force at `now`, if any: how much longer, until when.
+    pub(crate) fn widened_at(&self, now: u64) -> Option<(u64, u64)> {
+        self.widening.at(now)
     }
 
     /// Bytes of state this window keeps (a shared ring counts in the window
@@ -182,8 +204,11 @@ impl Window {
         } else {
             self.time_of(back, head)
         };
-        match self.anchor {
-            None => d.max(t.saturating_add(self.window)),
+        match self.anchor() {
+            None => d.max(
+                t.saturating_add(self.window)
+                    .saturating_add(self.widening.extra_at(d)),
+            ),
             Some(anchor)
                 if index_of(t, anchor, self.window) == index_of(d, anchor, self.window) =>
             {
@@ -196,7 +221,7 @@ impl Window {
     /// The first instant counted by the window that ends at `t`: `t - W + 1` for a
     /// sliding window (it counts `(t - W, t]`), the aligned start for a fixed one.
     pub(crate) fn opens(&self, t: u64) -> u64 {
-        match self.anchor {
+        match self.anchor() {
             None if t >= self.window => t - self.window + 1,
             None => 0,
             Some(anchor) => end_of(t, anchor, self.window).saturating_sub(self.window),
@@ -205,7 +230,7 @@ impl Window {
 
     /// When the window that contains `t` stops counting a unit that left at `t`.
     pub(crate) fn frees(&self, t: u64) -> u64 {
-        match self.anchor {
+        match self.anchor() {
             None => t.saturating_add(self.window),
             Some(anchor) => end_of(t, anchor, self.window),
         }
@@ -231,14 +256,19 @@ impl Window {
     /// in the bounded variant, the time of the last unit of the group before
     /// (units leave in order). 0 where the ring does not know.
     pub(crate) fn earliest_time_of(&self, j: u64, head: Head) -> u64 {
+        self.known_time_of(j, head).unwrap_or(0)
+    }
+
+    /// [`Window::earliest_time_of`], `None` where the ring does not know.
+    pub(crate) fn known_time_of(&self, j: u64, head: Head) -> Option<u64> {
         let before = if self.gshift == 0 {
             Some(j)
         } else {
             (j >> self.gshift << self.gshift).checked_sub(1)
         };
         match before {
-            Some(u) if u < head.units && self.knows(u, head) => self.time_of(u, head),
-            _ => 0,
+            Some(u) if u < head.units && self.knows(u, head) => Some(self.time_of(u, head)),
+            _ => None,
         }
     }
 

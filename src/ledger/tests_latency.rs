@@ -1,0 +1,132 @@
+//! A bucket's windows after slow responses (`Bucket::note_latency`): how long a
+//! unit stays counted, for which windows, and how a reservation made before
+//! the response leaves later.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{acquire, Bucket, Grant, MaxWait};
+use crate::clock::Nanos;
+use crate::quota::{Limits, Quota};
+
+fn ms(n: u64) -> Nanos {
+    Nanos::from_millis(n)
+}
+
+/// A bucket of 2 per 100 ms (sliding), its window padded by a 5 ms margin.
+fn bucket(extra: impl IntoIterator<Item = Quota>) -> Arc<Bucket> {
+    let quotas =
+        std::iter::once(Quota::new(2, Duration::from_millis(100)).unwrap_or_else(|| panic!()));
+    let limits = Limits::new(quotas.chain(extra)).padded(|_| Duration::from_millis(5));
+    Arc::new(Bucket::new("GET /people", limits))
+}
+
+fn fill(b: &Arc<Bucket>, at: Nanos) {
+    for _ in 0..2 {
+        assert!(matches!(
+            acquire(&[b], 1, at, MaxWait::Never),
+            Ok(Grant::Now)
+        ));
+    }
+}
+
+fn next(b: &Bucket, from: Nanos) -> Nanos {
+    b.earliest_departure(1, from)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_response_within_the_margin_changes_nothing() {
+    let b = bucket([]);
+    fill(&b, ms(0));
+    b.note_latency(ms(0), ms(5));
+    assert_eq!(next(&b, ms(0)), ms(105), "the window plus its margin");
+    assert_eq!(b.state(ms(0)).windows[0].widened_by, Duration::ZERO);
+}
+
+#[test]
+fn a_slow_response_holds_the_units_one_window_after_it() {
+    let b = bucket([]);
+    fill(&b, ms(0));
+    b.note_latency(ms(0), ms(40));
+    // Counted by the server as late as 40 ms: free from 140 ms (within the
+    // rounding of the excess, 16 us), not from 105 ms.
+    let at = next(&b, ms(0));
+    assert!(
+        at >= ms(140) && at < ms(140) + Duration::from_micros(20),
+        "{at:?}"
+    );
+    // The server counts the slow request no longer than 40 + 100 ms (+ the
+    // margin): a decision from then on needs no widening.
+    assert_eq!(next(&b, ms(146)), ms(146));
+    assert_eq!(b.state(ms(146)).windows[0].widened_by, Duration::ZERO);
+}
+
+#[test]
+fn the_widening_expires_and_later_units_free_on_the_margin_again() {
+    let b = bucket([]);
+    fill(&b, ms(0));
+    b.note_latency(ms(0), ms(40));
+    fill(&b, ms(200));
+    assert_eq!(
+        next(&b, ms(200)),
+        ms(305),
+        "a window and its margin after 200 ms"
+    );
+}
+
+#[test]
+fn a_fixed_window_is_left_to_the_margin() {
+    let fixed = Quota::new(2, Duration::from_millis(100))
+        .unwrap_or_else(|| panic!())
+        .fixed(Nanos::ZERO);
+    let b = Arc::new(Bucket::new("fixed", fixed));
+    fill(&b, ms(0));
+    b.note_latency(ms(0), ms(40));
+    assert_eq!(next(&b, ms(0)), ms(100), "the next aligned window");
+    assert_eq!(b.state(ms(0)).windows[0].widened_by, Duration::ZERO);
+}
+
+#[test]
+fn each_window_keeps_its_own_deadline() {
+    // 2 per 100 ms and 4 per 10 s: after the slow response, the long window
+    // stays widened for 10 s, the short one for 100 ms only.
+    let long = Quota::new(4, Duration::from_secs(10)).unwrap_or_else(|| panic!());
+    let b = bucket([long]);
+    fill(&b, ms(0));
+    b.note_latency(ms(0), ms(40));
+    let state = b.state(ms(200));
+    assert_eq!(state.windows[0].widened_by, Duration::ZERO);
+    assert!(state.windows[1].widened_by >= Duration::from_millis(35));
+    // Two more fit the long window; the short one no longer adds anything.
+    fill(&b, ms(200));
+    assert!(next(&b, ms(200)) >= ms(10_040), "the long window, widened");
+}
+
+#[test]
+fn a_reservation_made_before_a_slow_response_leaves_later() {
+    let b = bucket([]);
+    fill(&b, ms(0));
+    let Ok(Grant::Later(r)) = acquire(&[&b], 1, ms(1), MaxWait::Forever) else {
+        panic!("a reservation")
+    };
+    assert_eq!(r.departure(), ms(105));
+    assert_eq!(r.widened_departure(), ms(105), "nothing slow yet");
+    b.note_latency(ms(0), ms(40));
+    let later = r.widened_departure();
+    assert!(
+        later >= ms(140) && later < ms(140) + Duration::from_micros(20),
+        "{later:?}"
+    );
+    r.depart();
+}
+
+#[test]
+fn an_absurd_round_trip_saturates_instead_of_overflowing() {
+    let b = bucket([]);
+    fill(&b, ms(0));
+    b.note_latency(ms(0), Nanos::new(u64::MAX));
+    b.note_latency(Nanos::new(u64::MAX), ms(0));
+    let at = next(&b, ms(0));
+    assert!(at >= ms(105), "{at:?}");
+}
