@@ -480,8 +480,14 @@ impl Bucket {
     /// window holds its units longer by the excess, until one window after
     /// `received` (when that request stops counting at the server whatever
     /// the delay was). A unit therefore frees no earlier than one window after
-    /// the response that charged it came back, the margin included: a cold
-    /// connection or a slow link never turns into a 429 at the next window.
+    /// the response that charged it came back: a cold connection or a slow
+    /// link does not turn into a 429 at the next window.
+    ///
+    /// Limits: a request still in flight a whole window after it left is not
+    /// covered until its response comes back (the limiter cannot know how late
+    /// it will be); fixed windows are left to the margin; and while a
+    /// widening is live every decision of the window pays it, not only those
+    /// after the slow unit (one word per window, no per-unit state).
     ///
     /// ```
     /// use std::time::Duration;
