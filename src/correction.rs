@@ -37,9 +37,18 @@ impl<C: Clock> Limiter<C> {
     /// transport error) came back at `received`: a slow one widens the
     /// windows of its buckets (see `LimiterBuilder::hold_until_response`).
     pub(crate) fn note_latency(&self, charged: &Charged, sent: Nanos, received: Nanos) {
-        if self.hold_until_response {
-            for b in &charged.buckets {
-                b.note_latency(sent, received);
+        if !self.hold_until_response {
+            return;
+        }
+        let took = received.saturating_since(sent);
+        for b in &charged.buckets {
+            b.note_latency(sent, received);
+            if self.shared.is_some() {
+                for window in 0..b.window_count() {
+                    if let Some(late) = b.late_by(window, took) {
+                        self.share(charged, b, Correction::Late { window, late });
+                    }
+                }
             }
         }
     }

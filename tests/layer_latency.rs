@@ -19,6 +19,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_quota::clock::{Clock, Nanos, TokioClock};
 use tower_quota::ledger::MaxWait;
 use tower_quota::quota::Quota;
+use tower_quota::store::MemoryStore;
 use tower_quota::{Limiter, QuotaLayer};
 
 #[allow(dead_code)] // `limiter` serves the other layer tests
@@ -31,71 +32,94 @@ const MARGIN: Duration = Duration::from_millis(10);
 /// The detour of the first `LIMIT` requests on their way to the server.
 const COLD: Duration = Duration::from_millis(300);
 
-/// What a run saw: when each request reached the server, and how many the
-/// server refused because its window was full.
-struct Run {
-    arrivals: Vec<Nanos>,
-    refused: u32,
-    statuses: Vec<StatusCode>,
-    limiter: Arc<Limiter<TokioClock>>,
+/// A server that enforces `LIMIT` per `WINDOW` (sliding) on arrival, shared
+/// by every client built on it.
+#[derive(Clone, Default)]
+struct Server {
+    arrivals: Arc<Mutex<Vec<Nanos>>>,
+    refused: Arc<AtomicU32>,
 }
 
-/// `requests` requests through a layer with `LIMIT` per `WINDOW` and a 10 ms
-/// margin, to a server that enforces the same sliding window on arrival and
-/// whose first `LIMIT` requests arrive `COLD` late (or fail in transport after
-/// arriving, with `fail_cold`).
-async fn run(requests: usize, hold: bool, fail_cold: bool) -> Run {
-    let clock = TokioClock::new();
-    let limiter = one_route(
-        clock.clone(),
-        Quota::new(LIMIT, WINDOW).unwrap_or_else(|| panic!()),
-    )
-    .max_wait(MaxWait::Forever)
-    .margin(MARGIN)
-    .hold_until_response(hold)
-    .build();
-    let arrivals = Arc::new(Mutex::new(Vec::<Nanos>::new()));
-    let refused = Arc::new(AtomicU32::new(0));
-    let calls = Arc::new(AtomicU32::new(0));
-    let inner = {
-        let (arrivals, refused, calls, clock) = (
-            arrivals.clone(),
-            refused.clone(),
-            calls.clone(),
-            clock.clone(),
-        );
+impl Server {
+    /// One client's connection: its first `cold` requests arrive `COLD` late
+    /// (and, with `fail_cold`, fail in transport after arriving).
+    fn connection(
+        &self,
+        clock: TokioClock,
+        cold: u32,
+        fail_cold: bool,
+    ) -> impl tower::Service<
+        Request<()>,
+        Response = Response<()>,
+        Error = &'static str,
+        Future = impl Send,
+    > + Clone
+           + Send {
+        let server = self.clone();
+        let calls = Arc::new(AtomicU32::new(0));
         tower::service_fn(move |_req: Request<()>| {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            let (arrivals, refused, clock) = (arrivals.clone(), refused.clone(), clock.clone());
+            let slow = calls.fetch_add(1, Ordering::SeqCst) < cold;
+            let (server, clock) = (server.clone(), clock.clone());
             async move {
-                let cold = n < LIMIT;
-                if cold {
+                if slow {
                     tokio::time::sleep(COLD).await;
                 }
-                let now = clock.now();
-                // The server's sliding window: (now - WINDOW, now].
-                let admitted = {
-                    let mut a = arrivals.lock().unwrap_or_else(|e| e.into_inner());
-                    let opens = now.as_u64().saturating_sub(WINDOW.as_nanos() as u64);
-                    let counted = a.iter().filter(|t| t.as_u64() > opens).count();
-                    let admitted = counted < LIMIT as usize;
-                    if admitted {
-                        a.push(now);
-                    }
-                    admitted
-                };
-                if !admitted {
-                    refused.fetch_add(1, Ordering::SeqCst);
-                }
-                if cold && fail_cold {
-                    return Err::<Response<()>, _>("connection reset after the request was sent");
+                let admitted = server.arrive(clock.now());
+                if slow && fail_cold {
+                    return Err("connection reset after the request was sent");
                 }
                 let status = if admitted { 200 } else { 429 };
                 let resp = Response::builder().status(status).body(());
                 Ok(resp.unwrap_or_default())
             }
         })
-    };
+    }
+
+    /// The server's decision for a request arriving at `now`: its window is
+    /// `(now - WINDOW, now]`.
+    fn arrive(&self, now: Nanos) -> bool {
+        let mut a = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+        let opens = now.as_u64().saturating_sub(WINDOW.as_nanos() as u64);
+        let admitted = a.iter().filter(|t| t.as_u64() > opens).count() < LIMIT as usize;
+        if admitted {
+            a.push(now);
+        } else {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+        }
+        admitted
+    }
+
+    fn arrivals(&self) -> Vec<Nanos> {
+        let mut a = self.arrivals.lock().map(|a| a.clone()).unwrap_or_default();
+        a.sort();
+        a
+    }
+
+    fn refused(&self) -> u32 {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+/// A limiter of `LIMIT` per `WINDOW` with a 10 ms margin.
+fn builder(clock: &TokioClock) -> tower_quota::LimiterBuilder<TokioClock> {
+    one_route(
+        clock.clone(),
+        Quota::new(LIMIT, WINDOW).unwrap_or_else(|| panic!()),
+    )
+    .max_wait(MaxWait::Forever)
+    .margin(MARGIN)
+}
+
+/// Sends `requests` requests at once through a layer on `limiter` to
+/// `inner`; returns the statuses of those that got a response.
+async fn send<S>(limiter: &Arc<Limiter<TokioClock>>, inner: S, requests: usize) -> Vec<StatusCode>
+where
+    S: tower::Service<Request<()>, Response = Response<()>, Error = &'static str>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     let svc = ServiceBuilder::new()
         .layer(QuotaLayer::new(limiter.clone()))
         .service(inner);
@@ -111,10 +135,33 @@ async fn run(requests: usize, hold: bool, fail_cold: bool) -> Run {
             statuses.push(status);
         }
     }
-    let arrivals = arrivals.lock().map(|a| a.clone()).unwrap_or_default();
+    statuses
+}
+
+/// What a run saw: when each request reached the server, and how many the
+/// server refused because its window was full.
+struct Run {
+    arrivals: Vec<Nanos>,
+    refused: u32,
+    statuses: Vec<StatusCode>,
+    limiter: Arc<Limiter<TokioClock>>,
+}
+
+/// `requests` requests at once through one layer, the first `LIMIT` of them
+/// `COLD` late (or failing in transport after arriving, with `fail_cold`).
+async fn run(requests: usize, hold: bool, fail_cold: bool) -> Run {
+    let clock = TokioClock::new();
+    let limiter = builder(&clock).hold_until_response(hold).build();
+    let server = Server::default();
+    let statuses = send(
+        &limiter,
+        server.connection(clock, LIMIT, fail_cold),
+        requests,
+    )
+    .await;
     Run {
-        arrivals,
-        refused: refused.load(Ordering::SeqCst),
+        arrivals: server.arrivals(),
+        refused: server.refused(),
         statuses,
         limiter,
     }
@@ -134,8 +181,7 @@ async fn slow_first_requests_do_not_turn_into_429s_in_the_next_window() {
     );
     assert_eq!(run.statuses.len(), 30);
     assert!(run.statuses.iter().all(|s| *s == StatusCode::OK));
-    let mut arrivals = run.arrivals.clone();
-    arrivals.sort();
+    let arrivals = run.arrivals.clone();
     // The slow ten arrived at 300 ms; the next ten left one window after their
     // responses (1300 ms), not one window plus the margin after they left
     // (1010 ms): no sooner, and no later than needed (within the rounding).
@@ -205,4 +251,64 @@ async fn the_bucket_state_shows_the_widening_and_it_expires() {
     assert!(bucket.state(ms(1309)).windows[0].widened_by > Duration::ZERO);
     let later = bucket.state(ms(1312)).windows[0].widened_by;
     assert_eq!(later, Duration::ZERO);
+}
+
+/// Two processes share one allowance through a store (here the in-process
+/// `MemoryStore`; `tests/redis_store.rs` shows the same correction in Redis).
+/// The first sends ten requests whose responses come back 300 ms late; the
+/// second sends ten more just after the window: its own buckets know nothing
+/// of the first's, and only the shared correction holds it back.
+#[tokio::test(start_paused = true)]
+async fn another_processs_slow_responses_hold_the_shared_window() {
+    let clock = TokioClock::new();
+    let store = Arc::new(MemoryStore::new());
+    let first = builder(&clock).shared(store.clone()).build();
+    let second = builder(&clock).shared(store).build();
+    let server = Server::default();
+    let statuses = send(&first, server.connection(clock.clone(), LIMIT, false), 10).await;
+    assert_eq!(statuses.len(), 10);
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(800)).await;
+    let late = send(&second, server.connection(clock.clone(), 0, false), 10).await;
+    assert!(late.iter().all(|s| *s == StatusCode::OK), "{late:?}");
+    assert_eq!(server.refused(), 0, "{:?}", server.arrivals());
+    let arrivals = server.arrivals();
+    // One window after the first process's responses (at 300 ms).
+    assert!(
+        arrivals[10..].iter().all(|t| *t >= ms(1300)),
+        "{arrivals:?}"
+    );
+}
+
+/// The in-process store's own reservation, made before a lateness arrived,
+/// leaves that much later (as a local one does in the layer).
+#[tokio::test(start_paused = true)]
+async fn a_memory_store_reservation_leaves_later_after_a_late_correction() {
+    use tower_quota::store::{Correction, SharedBucket, SharedStore, SharedWindow, StoreGrant};
+    let store = MemoryStore::new();
+    let window = SharedWindow {
+        limit: 2,
+        length: Duration::from_millis(100),
+        anchor: None,
+    };
+    let b = SharedBucket::new("route", store.bucket_id("route", b"GET /x"), [window]);
+    for _ in 0..2 {
+        let grant = store.acquire(vec![b.clone()], 1, None).await;
+        assert!(matches!(grant, Ok(StoreGrant::Now)), "{grant:?}");
+    }
+    let held = match store.acquire(vec![b.clone()], 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    assert_eq!(held.wait(), Duration::from_millis(100));
+    let start = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    // The first two came back 40 ms late (the store's windows have no margin
+    // of their own): they may have been counted at 40 ms.
+    let late = Duration::from_millis(40);
+    store.correct(&b, Correction::Late { window: 0, late });
+    tokio::time::sleep_until(start + held.wait()).await;
+    assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
+    let left = start.elapsed();
+    assert!(left >= Duration::from_millis(140), "{left:?}");
+    assert!(left < Duration::from_millis(142), "{left:?}");
 }

@@ -439,3 +439,86 @@ async fn fixed_windows_agree_between_clocks_seconds_apart() {
         "b would wait {w:?}, not until the shared reset"
     );
 }
+
+/// A response that came back late widens the shared window for every process,
+/// and a ticket reserved before the correction leaves later (decided again).
+#[tokio::test]
+async fn a_late_response_widens_the_window_for_everyone() {
+    let Some(server) = RedisServer::start("redis store: late responses") else {
+        return;
+    };
+    let (a, b) = (store(&server), store(&server));
+    let shared = bucket(&a, "GET /slow", &[window(2, 400)]);
+    let one = std::slice::from_ref(&shared);
+    admit_now(&a, one, 2).await;
+    // A third is reserved at the window's end (in 400 ms).
+    let held = match a.acquire(one.to_vec(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    let departure = tokio::time::Instant::now() + held.wait();
+    // The first two come back 200 ms later than the margin allows: the
+    // server may have counted them as late as now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.correct(
+        &shared,
+        Correction::Late {
+            window: 0,
+            late: Duration::from_millis(200),
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Another process's request waits for the widened window: until one
+    // window after the responses (600 ms from the start, about 370 ms from
+    // now), where it would have waited for the held ticket (170 ms).
+    let w = now_or_wait(&b, one, None).await.unwrap_or_default();
+    assert!(w > Duration::from_millis(300), "{w:?}");
+    // At its departure (400 ms) the held ticket no longer fits: it is
+    // decided again, behind the other process's request.
+    tokio::time::sleep_until(departure).await;
+    match held.depart().await {
+        Ok(StoreGrant::Later(again)) => {
+            assert!(
+                again.wait() > Duration::from_millis(100),
+                "{:?}",
+                again.wait()
+            );
+        }
+        other => panic!("expected a new reservation, got {other:?}"),
+    }
+}
+
+/// A lateness for a fixed window, or for a window the bucket does not have,
+/// changes nothing.
+#[tokio::test]
+async fn a_late_response_leaves_fixed_windows_to_the_margin() {
+    let Some(server) = RedisServer::start("redis store: late, fixed") else {
+        return;
+    };
+    let s = store(&server);
+    let fixed = SharedWindow {
+        limit: 1,
+        length: Duration::from_millis(400),
+        anchor: Some(SystemTime::now()),
+    };
+    let b = bucket(&s, "GET /fixed", &[fixed]);
+    let one = std::slice::from_ref(&b);
+    admit_now(&s, one, 1).await;
+    let before = now_or_wait(&s, one, Some(Duration::ZERO)).await;
+    assert!(before.is_none());
+    for window in [0, 7] {
+        s.correct(
+            &b,
+            Correction::Late {
+                window,
+                late: Duration::from_secs(5),
+            },
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let w = now_or_wait(&s, one, None).await.unwrap_or_default();
+    assert!(
+        w < Duration::from_millis(400),
+        "the next aligned window: {w:?}"
+    );
+}

@@ -505,13 +505,29 @@ impl Bucket {
     /// ```
     pub fn note_latency(&self, sent: Nanos, received: Nanos) {
         let took = received.saturating_since(sent);
-        let received = received.as_u64();
-        for w in self.hot.windows.iter() {
-            let late = took.saturating_sub(w.margin());
-            if !late.is_zero() {
-                let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
-                w.widen(late, received.saturating_add(w.length()), received);
+        for index in 0..self.window_count() {
+            if let Some(late) = self.late_by(index, took) {
+                self.widen(index, late, received);
             }
+        }
+    }
+
+    /// How much later than its margin allows a response that `took` this
+    /// long came back, for sliding window `index`; `None` if within it (or
+    /// fixed, or no such window).
+    pub(crate) fn late_by(&self, index: usize, took: Duration) -> Option<Duration> {
+        let w = self.hot.windows.get(index).filter(|w| !w.is_fixed())?;
+        Some(took.saturating_sub(w.margin())).filter(|late| !late.is_zero())
+    }
+
+    /// Holds sliding window `index`'s units `late` longer, until one window
+    /// after `now` (see [`Bucket::note_latency`]; a shared store applies a
+    /// lateness another process saw this way).
+    pub(crate) fn widen(&self, index: usize, late: Duration, now: Nanos) {
+        if let Some(w) = self.hot.windows.get(index) {
+            let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+            let now = now.as_u64();
+            w.widen(late, now.saturating_add(w.length()), now);
         }
     }
 

@@ -7,7 +7,7 @@
 -- per window whose members are units and whose scores are departure times in
 -- microseconds since the Unix epoch.
 --
--- ARGV[1] = op: "acquire" | "depart" | "release" | "add" | "raise" | "block" | "limit"
+-- ARGV[1] = op: "acquire" | "depart" | "release" | "add" | "raise" | "block" | "limit" | "late"
 -- ARGV[2] = ticket id (members are id..":"..k for k = 1..cost)
 -- ARGV[3] = cost
 -- ARGV[4] = most wait in microseconds (-1: forever)
@@ -22,6 +22,10 @@
 --   "add"/"raise": window index (0-based) of bucket 1, units
 --   "block": microseconds from now
 --   "limit": window index of bucket 1, new limit
+--   "late": window index of bucket 1, microseconds: a response came back that
+--   much later than the window's margin allows, so the sliding window holds
+--   every unit that much longer until one window from now (meta fields
+--   late:<w> and late_until:<w>; a live one only grows)
 --
 -- Replies, always {code, number, string}: {0, wait_us, deferred_mask} admitted
 -- (wait 0) or reserved; {1, wait_us, bucket} would wait too long;
@@ -53,8 +57,10 @@ for b = 1, n do
       anchor = tonumber(ARGV[a + 2]),
     }
     if win.anchor >= 0 then win.anchor = now - win.anchor end
-    local override = redis.call('HGET', bucket.meta, 'limit:' .. (w - 1))
-    if override then win.limit = tonumber(override) end
+    local meta = redis.call('HMGET', bucket.meta, 'limit:' .. (w - 1), 'late:' .. (w - 1), 'late_until:' .. (w - 1))
+    if meta[1] then win.limit = tonumber(meta[1]) end
+    win.late = tonumber(meta[2] or '0')
+    win.late_until = tonumber(meta[3] or '0')
     if win.len > bucket.longest then bucket.longest = win.len end
     bucket.windows[w] = win
     k = k + 1
@@ -75,11 +81,19 @@ local function start_of(win, at)
   return win.anchor + math.floor((at - win.anchor) / win.len) * win.len
 end
 
+-- How much longer a sliding window holds its units for a departure at `d`,
+-- after a slow response ("late").
+local function late_at(win, d)
+  if win.anchor < 0 and d < win.late_until then return win.late end
+  return 0
+end
+
 -- The earliest departure at or after now at which `units` fit in `win`, never
 -- before the window's latest entry (departures in a window are FIFO).
 local function earliest(win, units)
   if win.anchor < 0 then
-    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len)
+    -- A widened window still counts what left up to `late` before its start.
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len - late_at(win, now))
   else
     redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. start_of(win, now))
   end
@@ -93,7 +107,7 @@ local function earliest(win, units)
     -- Units at s count at d while s > d - len.
     if m + units > win.limit then
       local s = redis.call('ZRANGE', win.key, m - win.limit + units - 1, m - win.limit + units - 1, 'WITHSCORES')
-      d = math.max(d, tonumber(s[2]) + win.len)
+      d = math.max(d, tonumber(s[2]) + win.len + late_at(win, d))
     end
     return d
   end
@@ -179,6 +193,23 @@ local function decide(which)
   return { 0, wait, mask }
 end
 
+-- Whether the ticket's units, held in `bucket` since it was reserved, may
+-- still leave now: a slow response since then may have widened a window.
+local function held_fits(bucket)
+  for _, win in ipairs(bucket.windows) do
+    if late_at(win, now) > 0 then
+      redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len - win.late)
+      local r = redis.call('ZRANK', win.key, id .. ':1')
+      local back = r and (r + cost - 1 - win.limit)
+      if back and back >= 0 then
+        local s = redis.call('ZRANGE', win.key, back, back, 'WITHSCORES')
+        if s[2] and tonumber(s[2]) + win.len + win.late > now then return false end
+      end
+    end
+  end
+  return true
+end
+
 if op == 'acquire' then
   return decide({ [0] = true })
 elseif op == 'depart' then
@@ -187,6 +218,7 @@ elseif op == 'depart' then
   local ready = true
   for _, bucket in ipairs(buckets) do
     if bucket.flag == 2 and bucket_earliest(bucket, cost) > now then ready = false end
+    if bucket.flag == 1 and not held_fits(bucket) then ready = false end
   end
   if ready then
     for _, bucket in ipairs(buckets) do
@@ -222,6 +254,20 @@ elseif op == 'block' then
   local till = now + tonumber(ARGV[a])
   local current = tonumber(redis.call('HGET', bucket.meta, 'block') or '0')
   if till > current then redis.call('HSET', bucket.meta, 'block', till) end
+  touch(bucket, till - now)
+  return { 3, 0, '' }
+elseif op == 'late' then
+  local bucket = buckets[1]
+  local w = tonumber(ARGV[a])
+  local win = bucket.windows[w + 1]
+  if not win or win.anchor >= 0 then return { 3, 0, '' } end
+  local late = tonumber(ARGV[a + 1])
+  local till = now + win.len
+  if win.late_until > now then
+    late = math.max(late, win.late)
+    till = math.max(till, win.late_until)
+  end
+  redis.call('HSET', bucket.meta, 'late:' .. w, late, 'late_until:' .. w, till)
   touch(bucket, till - now)
   return { 3, 0, '' }
 elseif op == 'limit' then

@@ -121,6 +121,7 @@ impl MemoryStore {
             Grant::Later(reservation) => StoreGrant::Later(Box::new(MemoryReserved {
                 wait: reservation.departure().saturating_since(now),
                 reservation,
+                clock: self.clock.clone(),
             })),
         })
     }
@@ -140,6 +141,8 @@ impl MemoryStore {
 struct MemoryReserved {
     reservation: Reservation,
     wait: Duration,
+    /// The store's clock (the reservation's timeline).
+    clock: TokioClock,
 }
 
 impl Reserved for MemoryReserved {
@@ -148,8 +151,17 @@ impl Reserved for MemoryReserved {
     }
 
     fn depart(self: Box<Self>) -> StoreFuture {
-        self.reservation.depart();
-        Box::pin(std::future::ready(Ok(StoreGrant::Now)))
+        // A slow response since the reservation was made may ask it to leave
+        // later (the local engine's rule, as in the layer).
+        let later = self.reservation.widened_departure();
+        let wait = later.saturating_since(self.clock.now());
+        Box::pin(async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            self.reservation.depart();
+            Ok(StoreGrant::Now)
+        })
     }
 }
 
@@ -176,6 +188,7 @@ impl SharedStore for MemoryStore {
                     b.set_limit(window, l);
                 }
             }
+            Correction::Late { window, late } => b.widen(window, late, now),
         }
     }
 

@@ -92,6 +92,17 @@ pub enum Correction {
         /// The new limit.
         limit: u32,
     },
+    /// A response came back `late` after the margin of sliding window
+    /// `window` allows: the server may have counted its request that much
+    /// later, so the window holds every unit `late` longer until one window
+    /// from now (see [`Bucket::note_latency`](crate::ledger::Bucket::note_latency)),
+    /// in every process.
+    Late {
+        /// The window's index in the bucket.
+        window: usize,
+        /// How much later than the margin allows.
+        late: Duration,
+    },
 }
 
 /// One allowance shared by many processes.

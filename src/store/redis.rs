@@ -245,6 +245,7 @@ enum Op {
     Raise(usize, u64),
     Block(Duration),
     Limit(usize, u32),
+    Late(usize, Duration),
 }
 
 impl RedisStore {
@@ -298,6 +299,7 @@ impl Inner {
             Op::Raise(..) => "raise",
             Op::Block(_) => "block",
             Op::Limit(..) => "limit",
+            Op::Late(..) => "late",
         };
         let max_wait_us = max_wait.map_or(-1, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
         inv.arg(name)
@@ -334,6 +336,10 @@ impl Inner {
             }
             Op::Limit(w, l) => {
                 inv.arg(w).arg(l);
+            }
+            Op::Late(w, late) => {
+                inv.arg(w)
+                    .arg(u64::try_from(late.as_micros()).unwrap_or(u64::MAX).max(1));
             }
             _ => {}
         }
@@ -662,6 +668,7 @@ impl SharedStore for RedisStore {
                 Correction::Used { window, used } => Op::Raise(window, used),
                 Correction::Block { duration } => Op::Block(duration),
                 Correction::Limit { window, limit } => Op::Limit(window, limit),
+                Correction::Late { window, late } => Op::Late(window, late),
             };
             let id = inner.ticket();
             // Decisions find out for themselves whether Redis is away; a lost
