@@ -25,6 +25,7 @@ fn buckets(store: &dyn SharedStore) -> Vec<SharedBucket> {
             limit: 100_000_000,
             length: Duration::from_secs(1),
             anchor: None,
+            margin: Duration::ZERO,
         }],
     )]
 }

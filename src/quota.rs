@@ -112,6 +112,26 @@ impl Quota {
         self
     }
 
+    /// The same quota with its window lengthened by a safety `margin` (what
+    /// [`Limits::padded`] does to each of its quotas). A sliding window is
+    /// then `margin` longer; a fixed one keeps its boundaries and also counts
+    /// what left up to `margin` before each of them.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_quota::quota::Quota;
+    ///
+    /// let q = Quota::per_minute(60).with_margin(Duration::from_millis(50));
+    /// assert_eq!(q.window(), Duration::from_millis(60_050));
+    /// assert_eq!(q.margin(), Duration::from_millis(50));
+    /// ```
+    pub fn with_margin(mut self, margin: Duration) -> Quota {
+        let padded = (self.window + margin).min(Quota::MAX_WINDOW);
+        self.margin += padded.saturating_sub(self.window);
+        self.window = padded;
+        self
+    }
+
     /// The most units per window.
     pub fn limit(&self) -> u32 {
         self.limit.get()
@@ -278,12 +298,13 @@ impl Limits {
     /// The same limits with every window lengthened by `margin(window)`: a
     /// request reaches the server a little after it leaves the client, and not
     /// always equally late, so a client that spaces departures exactly a window
-    /// apart can still land two arrivals inside one server window.
+    /// apart can still land two arrivals inside one server window. A fixed
+    /// window keeps its boundaries (they are the server's) and counts what left
+    /// up to the margin before each boundary in the window after it too
+    /// (see [`Quota::with_margin`]).
     pub fn padded(mut self, margin: impl Fn(Duration) -> Duration) -> Limits {
         for q in &mut self.quotas {
-            let padded = (q.window + margin(q.window)).min(Quota::MAX_WINDOW);
-            q.margin += padded.saturating_sub(q.window);
-            q.window = padded;
+            *q = q.with_margin(margin(q.window));
         }
         self
     }

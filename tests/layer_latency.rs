@@ -289,6 +289,7 @@ async fn a_memory_store_reservation_leaves_later_after_a_late_correction() {
         limit: 2,
         length: Duration::from_millis(100),
         anchor: None,
+        margin: Duration::ZERO,
     };
     let b = SharedBucket::new("route", store.bucket_id("route", b"GET /x"), [window]);
     for _ in 0..2 {

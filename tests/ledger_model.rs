@@ -31,6 +31,10 @@ struct WindowSpec {
     limit: u32,
     window_ms: u64,
     anchor_ms: Option<u64>,
+    /// The limiter's safety margin (`Quota::with_margin`): a sliding window
+    /// is that much longer, a fixed one keeps its boundaries and also counts
+    /// what left up to it before each.
+    margin_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -65,11 +69,14 @@ fn window_spec() -> impl Strategy<Value = WindowSpec> {
         1u32..=CAPACITY,
         1u64..=20,
         prop::option::weighted(0.25, 0u64..20),
+        prop::option::weighted(0.3, 1u64..4),
     )
-        .prop_map(|(limit, window_ms, anchor_ms)| WindowSpec {
+        .prop_map(|(limit, window_ms, anchor_ms, margin_ms)| WindowSpec {
             limit,
             window_ms,
             anchor_ms,
+            // Shorter than the window (as the limiter's default, 1 %, is).
+            margin_ms: margin_ms.unwrap_or(0).min(window_ms - 1),
         })
 }
 
@@ -116,8 +123,12 @@ struct Entry {
 #[derive(Clone, Debug)]
 struct ModelWindow {
     limit: u64,
+    /// A sliding window's length (its margin included); a fixed window's
+    /// period (the server's, without it).
     len: u64,
     anchor: Option<u64>,
+    /// A fixed window also counts what left up to this before its start.
+    margin: u64,
 }
 
 impl ModelWindow {
@@ -130,12 +141,30 @@ impl ModelWindow {
         (self.anchor.unwrap_or(0) as i128 + (self.index_of(t) + 1) * self.len as i128) as u64
     }
 
+    /// Whether a unit that left at `t2` counts in the fixed window containing `t`.
+    fn fixed_counts(&self, t2: u64, t: u64) -> bool {
+        let start = self.end_of(t) as i128 - self.len as i128;
+        t2 as i128 + self.margin as i128 >= start
+    }
+
+    /// What the server's window ending at `t` holds of `entries` as far as
+    /// the client can tell: a fixed window from its start (a unit that left
+    /// within the margin before it may have arrived before it; a correction
+    /// then counts it as not ours, the safe side).
+    fn server_count_at(&self, entries: &[Entry], t: u64) -> u64 {
+        let unpadded = ModelWindow {
+            margin: 0,
+            ..self.clone()
+        };
+        unpadded.count_at(entries, t)
+    }
+
     /// Units of `entries` counted by this window at `t` when all entries are <= t.
     fn count_at(&self, entries: &[Entry], t: u64) -> u64 {
         let from_excl = match self.anchor {
             None => Some(t.checked_sub(self.len)),
             Some(_) => Some(
-                (self.end_of(t) as i128 - self.len as i128 - 1)
+                (self.end_of(t) as i128 - self.len as i128 - self.margin as i128 - 1)
                     .try_into()
                     .ok(),
             ),
@@ -173,6 +202,7 @@ impl ModelBucket {
             for w in &self.windows {
                 out.push(e.time + w.len);
                 out.push(w.end_of(e.time));
+                out.push(w.end_of(e.time + w.margin));
             }
         }
     }
@@ -249,6 +279,7 @@ fn build(specs: &[Vec<WindowSpec>], storage: Storage) -> (Vec<Arc<Bucket>>, Vec<
                 Some(a) => q.fixed(Nanos::new(a * MS)),
                 None => q,
             }
+            .with_margin(Duration::from_millis(w.margin_ms))
         });
         let limits = Limits::new(quotas).storage(storage).capacity(CAPACITY);
         engine.push(Arc::new(Bucket::new(format!("b{i}"), limits)));
@@ -257,8 +288,12 @@ fn build(specs: &[Vec<WindowSpec>], storage: Storage) -> (Vec<Arc<Bucket>>, Vec<
                 .iter()
                 .map(|w| ModelWindow {
                     limit: u64::from(w.limit),
-                    len: w.window_ms * MS,
+                    len: match w.anchor_ms {
+                        None => (w.window_ms + w.margin_ms) * MS,
+                        Some(_) => w.window_ms * MS,
+                    },
                     anchor: w.anchor_ms.map(|a| a * MS),
+                    margin: w.margin_ms * MS,
                 })
                 .collect(),
             entries: Vec::new(),
@@ -290,7 +325,7 @@ fn check_windows(departures: &[(usize, u64, u64, Vec<u64>)], specs: &[Vec<ModelW
                 .filter(|(b2, t2, _, _)| b2 == b && *t2 <= *t)
                 .filter(|(_, t2, _, _)| match w.anchor {
                     None => *t2 + w.len > *t,
-                    Some(_) => w.index_of(*t2) == w.index_of(*t),
+                    Some(_) => w.fixed_counts(*t2, *t),
                 })
                 .map(|(_, _, u, _)| u)
                 .sum();
@@ -438,10 +473,10 @@ fn run(specs: Vec<Vec<WindowSpec>>, ops: Vec<Op>, storage: Storage) {
                     frees_at.map(Nanos::new),
                 );
                 let m = &mut model[bucket];
-                let ours = w.count_at(&m.entries, now);
+                let ours = w.server_count_at(&m.entries, now);
                 let frees = frees_at.unwrap_or(match w.anchor {
                     None => now + w.len,
-                    Some(_) => w.end_of(now),
+                    Some(_) => w.end_of(now + w.margin),
                 });
                 let p = match (frees_at, w.anchor) {
                     (Some(f), None) => f.saturating_sub(w.len),
@@ -525,7 +560,7 @@ fn run(specs: Vec<Vec<WindowSpec>>, ops: Vec<Op>, storage: Storage) {
         .map(|m| m.last().max(m.blocked))
         .max()
         .unwrap_or(0);
-    let idle = latest + 21 * MS;
+    let idle = latest + 24 * MS; // past the longest window (20 ms) and its margin (3)
     for b in &engine {
         let s = b.state(Nanos::new(idle));
         for w in &s.windows {
@@ -732,6 +767,7 @@ fn regression_vacancy_then_new_claims() {
         limit: 1,
         window_ms: 1,
         anchor_ms: None,
+        margin_ms: 0,
     }]];
     let ops = vec![
         Op::SetLimit {
@@ -781,6 +817,7 @@ fn regression_block_then_correction() {
         limit: 1,
         window_ms: 1,
         anchor_ms: None,
+        margin_ms: 0,
     }]];
     let ops = vec![
         Op::SetLimit {

@@ -37,6 +37,7 @@ fn bucket(store: &RedisStore, limit: u32) -> Vec<SharedBucket> {
             limit,
             length: Duration::from_secs(30),
             anchor: None,
+            margin: Duration::ZERO,
         }],
     )]
 }

@@ -19,6 +19,7 @@ fn window(limit: u32, ms: u64) -> SharedWindow {
         limit,
         length: Duration::from_millis(ms),
         anchor: None,
+        margin: Duration::ZERO,
     }
 }
 
@@ -209,6 +210,7 @@ async fn fixed_windows_reset_on_their_anchor() {
         limit: 3,
         length: Duration::from_secs(3_600),
         anchor: Some(SystemTime::now() - Duration::from_secs(3_599)),
+        margin: Duration::ZERO,
     };
     let b = [bucket(&s, "fixed", &[fixed])];
     admit_now(&s, &b, 3).await;
@@ -433,6 +435,7 @@ async fn fixed_windows_agree_between_clocks_seconds_apart() {
         limit: 3,
         length: Duration::from_secs(3_600),
         anchor: Some(anchor),
+        margin: Duration::ZERO,
     };
     let id = a.bucket_id("route", b"fixed");
     let in_a = [SharedBucket::new("route", id.clone(), [fixed(reset)])];
@@ -506,6 +509,7 @@ async fn a_late_response_leaves_fixed_windows_to_the_margin() {
         limit: 1,
         length: Duration::from_millis(400),
         anchor: Some(SystemTime::now()),
+        margin: Duration::ZERO,
     };
     let b = bucket(&s, "GET /fixed", &[fixed]);
     let one = std::slice::from_ref(&b);
@@ -526,5 +530,35 @@ async fn a_late_response_leaves_fixed_windows_to_the_margin() {
     assert!(
         w < Duration::from_millis(400),
         "the next aligned window: {w:?}"
+    );
+}
+
+/// A fixed window with the client's margin keeps the server's boundaries
+/// (every `length - margin`) and counts a unit that left within the margin
+/// before a boundary in the window after it too.
+#[tokio::test]
+async fn a_fixed_windows_margin_keeps_the_servers_boundaries() {
+    let Some(server) = RedisServer::start("redis store: fixed margin") else {
+        return;
+    };
+    let s = store(&server);
+    // The server's window: 200 ms; the client's margin: 100 ms. We are 150 ms
+    // into a window, within the margin before the boundary at 200 ms.
+    let fixed = SharedWindow {
+        limit: 1,
+        length: Duration::from_millis(300),
+        anchor: Some(SystemTime::now() - Duration::from_millis(150)),
+        margin: Duration::from_millis(100),
+    };
+    let b = bucket(&s, "GET /fixed-margin", &[fixed]);
+    let one = std::slice::from_ref(&b);
+    admit_now(&s, one, 1).await;
+    // It counts in the next window too: the next unit leaves at 400 ms, about
+    // 250 ms from now (a window on the padded length would say 150; one that
+    // forgot the margin, 50).
+    let w = now_or_wait(&s, one, None).await.unwrap_or_default();
+    assert!(
+        w > Duration::from_millis(200) && w <= Duration::from_millis(250),
+        "{w:?}"
     );
 }

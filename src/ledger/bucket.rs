@@ -462,6 +462,11 @@ impl Bucket {
             .map(|w| Duration::from_nanos(w.length()))
     }
 
+    /// How much of window `index`'s length is the limiter's safety margin.
+    pub fn window_margin(&self, index: usize) -> Option<Duration> {
+        self.hot.windows.get(index).map(Window::margin)
+    }
+
     /// Where fixed window `index` is anchored; `None` if it slides.
     pub fn anchor(&self, index: usize) -> Option<Nanos> {
         self.hot

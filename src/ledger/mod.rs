@@ -30,6 +30,8 @@ mod pacer;
 mod refusal;
 mod reservation;
 #[cfg(test)]
+mod tests_fixed;
+#[cfg(test)]
 mod tests_latency;
 mod widening;
 mod window;

@@ -43,13 +43,15 @@ pub(crate) struct Window {
     /// The extra length slow responses call for (sliding windows only).
     widening: Widening,
     /// log2 of the units per slot (0 when exact): groups are found by shifts.
-    gshift: u32,
+    gshift: u8,
     /// log2 of the number of slots (a power of two: index and lap by mask and shift).
-    shift: u32,
+    shift: u8,
     /// The largest limit this window keeps exact.
     capacity: u32,
-    /// The safety margin in `window`, in microseconds (for reports only).
-    margin_us: u32,
+    /// The safety margin in `window`, in nanoseconds. A fixed window keeps
+    /// the server's boundaries (every `window - margin`) and counts a unit
+    /// that left up to `margin` before a boundary in the window after it too.
+    margin: u64,
     /// Whether this window writes the ring: windows of one bucket with the
     /// same group size share one ring (every window counts every unit, at the
     /// same departure time), and only the first of them writes it.
@@ -62,7 +64,7 @@ pub(crate) struct Window {
 #[derive(Clone, Debug)]
 pub(crate) struct Ring {
     slots: Arc<[AtomicU64]>,
-    gshift: u32,
+    gshift: u8,
     capacity: u32,
 }
 
@@ -81,7 +83,7 @@ impl Ring {
         let slots = (kept.div_ceil(group) + 1).next_power_of_two();
         Ring {
             slots: (0..slots).map(|_| AtomicU64::new(empty_slot())).collect(),
-            gshift: group.trailing_zeros(),
+            gshift: group.trailing_zeros() as u8,
             capacity,
         }
     }
@@ -115,9 +117,11 @@ impl Window {
             },
             widening: Widening::default(),
             gshift: ring.gshift,
-            shift: ring.slots.len().trailing_zeros(),
+            shift: ring.slots.len().trailing_zeros() as u8,
             capacity: ring.capacity.max(quota.limit()),
-            margin_us: u32::try_from(quota.margin().as_micros()).unwrap_or(u32::MAX),
+            margin: u64::try_from(quota.margin().as_nanos())
+                .unwrap_or(u64::MAX)
+                .min(window - 1),
             writes,
             slots: Arc::clone(&ring.slots),
         }
@@ -142,7 +146,13 @@ impl Window {
 
     /// The safety margin included in the window's length.
     pub(crate) fn margin(&self) -> std::time::Duration {
-        std::time::Duration::from_micros(u64::from(self.margin_us))
+        std::time::Duration::from_nanos(self.margin)
+    }
+
+    /// A fixed window's period: the server's window, without the margin.
+    #[inline]
+    fn period(&self) -> u64 {
+        self.window - self.margin
     }
 
     #[inline]
@@ -209,12 +219,20 @@ impl Window {
                 t.saturating_add(self.window)
                     .saturating_add(self.widening.extra_at(d)),
             ),
-            Some(anchor)
-                if index_of(t, anchor, self.window) == index_of(d, anchor, self.window) =>
-            {
-                d.max(end_of(t, anchor, self.window))
+            Some(anchor) => {
+                // The window containing `d` on the server's boundaries counts
+                // every unit that left in it, or up to the margin before it
+                // (a request that left just before a boundary may arrive after
+                // it). Lengthening a fixed window instead would move its
+                // boundaries a margin further from the server's every window.
+                let p = self.period();
+                let end = end_of(d, anchor, p);
+                if t.saturating_add(self.margin) >= end.saturating_sub(p) {
+                    end
+                } else {
+                    d
+                }
             }
-            Some(_) => d,
         }
     }
 
@@ -224,7 +242,7 @@ impl Window {
         match self.anchor() {
             None if t >= self.window => t - self.window + 1,
             None => 0,
-            Some(anchor) => end_of(t, anchor, self.window).saturating_sub(self.window),
+            Some(anchor) => end_of(t, anchor, self.period()).saturating_sub(self.period()),
         }
     }
 
@@ -232,7 +250,7 @@ impl Window {
     pub(crate) fn frees(&self, t: u64) -> u64 {
         match self.anchor() {
             None => t.saturating_add(self.window),
-            Some(anchor) => end_of(t, anchor, self.window),
+            Some(anchor) => end_of(t.saturating_add(self.margin), anchor, self.period()),
         }
     }
 

@@ -16,6 +16,11 @@ pub struct SharedWindow {
     /// For a fixed window, the wall-clock instant one of its windows starts at
     /// (the server's reset); `None` for a sliding window.
     pub anchor: Option<SystemTime>,
+    /// How much of `length` is the limiter's safety margin. A fixed window's
+    /// boundaries are every `length - margin` (the server's), and it also
+    /// counts what left up to `margin` before its start; a sliding window is
+    /// simply `length` long.
+    pub margin: Duration,
 }
 
 /// A bucket named the same in every process.
@@ -65,6 +70,7 @@ impl SharedBucket {
                     limit: b.limit(i)?,
                     length: b.window_length(i)?,
                     anchor: b.anchor(i).map(|a| clock.to_wall(a)),
+                    margin: b.window_margin(i)?,
                 })
             })
             .collect();

@@ -17,7 +17,10 @@
 --   request's own account or API-key bucket, always reserved in), window count,
 --   then per window: limit, length in microseconds, phase (-1: sliding; for a
 --   fixed window, how far into its current window the client's clock is, so
---   that its window starts at now - phase on Redis's clock)
+--   that its window starts at now - phase on Redis's clock), margin in
+--   microseconds (the part of the length that is the client's safety margin:
+--   a fixed window's boundaries are every length - margin, the server's, and
+--   it also counts what left up to margin before its start)
 -- After the buckets, op-specific arguments:
 --   "add"/"raise": window index (0-based) of bucket 1, units
 --   "block": microseconds from now
@@ -55,8 +58,13 @@ for b = 1, n do
       limit = tonumber(ARGV[a]),
       len = tonumber(ARGV[a + 1]),
       anchor = tonumber(ARGV[a + 2]),
+      margin = tonumber(ARGV[a + 3]),
     }
-    if win.anchor >= 0 then win.anchor = now - win.anchor end
+    win.period = win.len
+    if win.anchor >= 0 then
+      win.anchor = now - win.anchor
+      win.period = math.max(1, win.len - win.margin)
+    end
     local meta = redis.call('HMGET', bucket.meta, 'limit:' .. (w - 1), 'late:' .. (w - 1), 'late_until:' .. (w - 1))
     if meta[1] then win.limit = tonumber(meta[1]) end
     win.late = tonumber(meta[2] or '0')
@@ -64,7 +72,7 @@ for b = 1, n do
     if win.len > bucket.longest then bucket.longest = win.len end
     bucket.windows[w] = win
     k = k + 1
-    a = a + 3
+    a = a + 4
   end
   buckets[b] = bucket
 end
@@ -78,7 +86,7 @@ local function touch(bucket, horizon_us)
 end
 
 local function start_of(win, at)
-  return win.anchor + math.floor((at - win.anchor) / win.len) * win.len
+  return win.anchor + math.floor((at - win.anchor) / win.period) * win.period
 end
 
 -- How much longer a sliding window holds its units for a departure at `d`,
@@ -95,7 +103,7 @@ local function earliest(win, units)
     -- A widened window still counts what left up to `late` before its start.
     redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len - late_at(win, now))
   else
-    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. start_of(win, now))
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. (start_of(win, now) - win.margin))
   end
   local m = redis.call('ZCARD', win.key)
   local d = now
@@ -113,9 +121,9 @@ local function earliest(win, units)
   end
   for _ = 1, 10000 do
     local s = start_of(win, d)
-    local c = redis.call('ZCOUNT', win.key, s, '(' .. (s + win.len))
+    local c = redis.call('ZCOUNT', win.key, s - win.margin, '(' .. (s + win.period))
     if c + units <= win.limit then return d end
-    d = s + win.len
+    d = s + win.period
   end
   return d
 end

@@ -89,11 +89,13 @@ impl MemoryStore {
             }
         }
         let quotas = shared.windows.iter().filter_map(|w| {
-            let q = Quota::new((w.limit / self.share).max(1), w.length)?;
-            Some(match w.anchor {
+            let margin = w.margin.min(w.length);
+            let q = Quota::new((w.limit / self.share).max(1), w.length - margin)?;
+            let q = match w.anchor {
                 Some(a) => q.fixed(self.clock.monotonic_at(a, ClockOffset::ZERO)),
                 None => q,
-            })
+            };
+            Some(q.with_margin(margin))
         });
         let fresh = Arc::new(Bucket::new(shared.label.clone(), Limits::new(quotas)));
         Ok(map.get_or_insert(shared.id.clone(), fresh).clone())

@@ -315,16 +315,16 @@ impl Inner {
                 .arg(bucket.windows.len());
             for (w, win) in bucket.windows.iter().enumerate() {
                 inv.key(redis_key::window(p, s, i, w));
+                let margin = win.margin.min(win.length);
+                // A fixed window's phase is on the server's boundaries.
                 let anchor = win.anchor.map_or(-1, |a| {
-                    phase(a, self.clock.to_wall(self.clock.now()), win.length)
+                    phase(a, self.clock.to_wall(self.clock.now()), win.length - margin)
                 });
+                let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
                 inv.arg(win.limit)
-                    .arg(
-                        u64::try_from(win.length.as_micros())
-                            .unwrap_or(u64::MAX)
-                            .max(1),
-                    )
-                    .arg(anchor);
+                    .arg(micros(win.length).max(1))
+                    .arg(anchor)
+                    .arg(micros(margin).min(micros(win.length).max(1) - 1));
             }
         }
         match *op {
