@@ -32,11 +32,7 @@ impl CreditReport {
     pub fn of(budget: &CreditBudget, now: Nanos, thresholds: &Thresholds) -> CreditReport {
         let spent = budget.spent(now);
         let limit = budget.limit();
-        let percent = if limit == 0 {
-            100.0
-        } else {
-            (spent as f64 * 100.0 / limit as f64 * 100.0).round() / 100.0
-        };
+        let percent = super::percent::percent(spent, limit).unwrap_or(100.0);
         CreditReport {
             name: budget.name().to_string(),
             spent,

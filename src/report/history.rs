@@ -88,11 +88,7 @@ fn unix_secs(t: SystemTime) -> Option<u64> {
 
 /// `part / total * 100` rounded to two decimals; 0 for no traffic.
 fn percentage(part: u64, total: u64) -> f64 {
-    if total == 0 {
-        return 0.0;
-    }
-    let p = part as f64 / total as f64 * 100.0;
-    (p * 100.0).round() / 100.0
+    super::percent::percent(part, total).unwrap_or(0.0)
 }
 
 impl History {
@@ -206,6 +202,7 @@ mod tests {
         let s = History::new().summary_24h(at(1_779_199_200));
         assert_eq!(s.total_requests, 0);
         assert_eq!(s.rate_limit_percentage, 0.0);
+        assert_eq!(percentage(87, 160), 54.38, "half up, exactly");
         assert_eq!(s.peak_hour, None);
         let json = serde_json::to_string(&s).unwrap_or_default();
         assert!(json.contains(r#""rate_limit_percentage":0.0"#), "{json}");

@@ -24,6 +24,7 @@ mod health;
 mod history;
 #[cfg(feature = "report")]
 mod html;
+mod percent;
 mod ring;
 mod snapshot;
 #[cfg(feature = "report")]

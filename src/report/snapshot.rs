@@ -119,11 +119,7 @@ fn millis_between(now: Nanos, later: Nanos) -> u64 {
 
 impl WindowReport {
     fn of(w: &WindowState, now: Nanos, thresholds: &Thresholds) -> WindowReport {
-        let percent_used = if w.limit == 0 {
-            100.0
-        } else {
-            round2(w.used as f64 / f64::from(w.limit) * 100.0)
-        };
+        let percent_used = super::percent::percent(w.used, u64::from(w.limit)).unwrap_or(100.0);
         // The window as configured (and as the server states it), without the
         // safety margin the limiter adds.
         let window = w.window.saturating_sub(w.margin);
