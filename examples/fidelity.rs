@@ -6,7 +6,8 @@
 //! Contenders: (a) tower-quota's layer, (b) `governor`, one limiter per window,
 //! (c) `tower::limit::RateLimit` at each bucket's shortest window, (d) no
 //! limiter, retrying 429s after the wait the server asks for. Scenarios: seed
-//! 004's sliding windows under bursts, seed 000's minute, hour and day on one
+//! 004's sliding windows under bursts (on warm and on cold connections), seed
+//! 000's minute, hour and day on one
 //! route, seed 002's global and per-account ceilings with many accounts (even
 //! and uneven demand), and seed 004 with a co-consumer. Each run gets a fresh
 //! server on loopback and a fresh client; time is compressed (see each
@@ -69,6 +70,7 @@ async fn main() -> Result<(), BoxError> {
     let filters: Vec<String> = std::env::args().skip(1).collect();
     let scenarios: Vec<Scenario> = [
         seed004::bursts(),
+        seed004::cold_connections(),
         seed000::minute_hour_day(),
         seed002::many_accounts(),
         seed002::uneven_accounts(),

@@ -242,6 +242,28 @@ async fn latency_delivers_responses_out_of_order() {
     server.clear_latency();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_connections_hold_the_first_request_on_each_connection() {
+    let clock = ManualClock::new();
+    let handshake = Duration::from_millis(50);
+    let server = TestServer::start(burst_config(&clock).cold_connections(handshake))
+        .await
+        .expect("bind");
+    let client = server.client();
+    let timed = |client: tower_quota::testkit::TestClient| async move {
+        let sent = Instant::now();
+        let r = client.get("/v1/burst", &KEY).await.expect("request");
+        assert_eq!(r.status, 200);
+        sent.elapsed()
+    };
+    // The first request opens the connection: held for the handshake.
+    assert!(timed(client.clone()).await >= handshake);
+    // The next reuses it (keep-alive): not held.
+    assert!(timed(client.clone()).await < handshake);
+    // A new client opens a new connection: held again.
+    assert!(timed(server.client()).await >= handshake);
+}
+
 async fn raw(server: &TestServer, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(server.addr())

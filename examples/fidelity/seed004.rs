@@ -79,6 +79,22 @@ pub fn bursts() -> Scenario {
     }
 }
 
+/// The same bursts, each connection's first request held 60 ms (three
+/// margins; 7 API seconds) on its way in, as a cold connection's handshake
+/// through a slow link or proxy would hold it: the first window's requests
+/// reach the server late, and the next window's, on warm connections, at once.
+pub fn cold_connections() -> Scenario {
+    let scenario = bursts();
+    Scenario {
+        name: "seed 004: bursts on cold connections",
+        server: scenario
+            .server
+            .clone()
+            .cold_connections(Duration::from_millis(60)),
+        ..scenario
+    }
+}
+
 /// The same, while another client of the key takes 5 of the 20 leads and 10
 /// of the 30 analytics in every window, each unit as soon as it can.
 /// tower-quota paces the routes, as its README advises for a shared key.

@@ -41,6 +41,7 @@ pub struct Config {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) fault: f64,
     pub(crate) latency: Option<Range<Duration>>,
+    pub(crate) cold_connections: Duration,
     pub(crate) usage_cache: Duration,
     pub(crate) retry_after: bool,
 }
@@ -56,6 +57,7 @@ impl fmt::Debug for Config {
             .field("time_scale", &self.time_scale)
             .field("fault", &self.fault)
             .field("latency", &self.latency)
+            .field("cold_connections", &self.cold_connections)
             .field("usage_cache", &self.usage_cache)
             .field("retry_after", &self.retry_after)
             .finish_non_exhaustive()
@@ -88,6 +90,7 @@ impl Config {
             clock: Arc::new(SystemClock::new()),
             fault: 0.0,
             latency: None,
+            cold_connections: Duration::ZERO,
             usage_cache: Duration::from_secs(30),
             retry_after: true,
         }
@@ -287,6 +290,15 @@ impl Config {
     /// [`TestServer::set_latency`](crate::testkit::TestServer::set_latency).
     pub fn latency(mut self, range: Range<Duration>) -> Config {
         self.latency = Some(range);
+        self
+    }
+
+    /// Holds the first request on every new connection `handshake` (real
+    /// time) before the server decides it, as a cold connection's handshake
+    /// (TCP, TLS, a proxy) would delay it: the server counts it that much
+    /// later than the client let it go (default: none).
+    pub fn cold_connections(mut self, handshake: Duration) -> Config {
+        self.cold_connections = handshake;
         self
     }
 

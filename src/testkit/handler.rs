@@ -199,11 +199,17 @@ fn splitmix64(n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Serves one request.
+/// Serves one request; the first on its connection after the configured
+/// handshake ([`Config::cold_connections`]).
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: http::Request<Incoming>,
+    first_on_connection: bool,
 ) -> Result<Reply, Infallible> {
+    let handshake = shared.config.cold_connections;
+    if first_on_connection && !handshake.is_zero() {
+        tokio::time::sleep(handshake).await;
+    }
     let n = shared.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
     let reply = match Limited::new(body, MAX_BODY).collect().await {

@@ -172,7 +172,11 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+                    let service = service_fn(move |req| {
+                        let cold = first.swap(false, std::sync::atomic::Ordering::Relaxed);
+                        handle(shared.clone(), req, cold)
+                    });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
