@@ -43,11 +43,10 @@ impl<C: Clock> Limiter<C> {
         let took = received.saturating_since(sent);
         for b in &charged.buckets {
             b.note_latency(sent, received);
-            if self.shared.is_some() {
-                for window in 0..b.window_count() {
-                    if let Some(late) = b.late_by(window, took) {
-                        self.share(charged, b, Correction::Late { window, late });
-                    }
+            for window in 0..b.window_count() {
+                if let Some(late) = b.late_by(window, took) {
+                    tracing::debug!(bucket = %b.label(), window, ?late, "a response came back later than the margin: holding the window open");
+                    self.share(charged, b, Correction::Late { window, late });
                 }
             }
         }

@@ -1,7 +1,7 @@
-//! Waits, refusals, corrections and 429s are traced with bucket labels, never
-//! with the API key. Alone in its binary: tracing caches each callsite's
-//! interest the first time it fires, so another test firing it first without a
-//! subscriber would hide it from this one.
+//! Waits, refusals, corrections, 429s and slow responses are traced with
+//! bucket labels, never with the API key. Alone in its binary: tracing caches
+//! each callsite's interest the first time it fires, so another test firing it
+//! first without a subscriber would hide it from this one.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -62,6 +62,8 @@ fn events_name_buckets_and_never_the_api_key() {
             let clock = TokioClock::new();
             let lim = limiter(clock, 1);
             let inner = tower::service_fn(|_req: Request<()>| async {
+                // Slower than the margin (none here): the windows are held open.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 let resp = Response::builder()
                     .status(429)
                     .header("x-ratelimit-limit", "5")
@@ -87,6 +89,12 @@ fn events_name_buckets_and_never_the_api_key() {
     );
     assert!(
         lines.iter().any(|l| l.contains("GET /v1/campaigns/:id")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("holding the window open") && l.contains("late=10ms")),
         "{lines:#?}"
     );
     assert!(lines.iter().all(|l| !l.contains(SECRET)), "{lines:#?}");
