@@ -528,7 +528,7 @@ impl<C: Clock> LimiterBuilder<C> {
     /// The server counts a request when it arrives, which may be any time
     /// before its response. With this on, a response that took longer than
     /// the margin (a cold connection, a TLS handshake, a congested link)
-    /// holds every sliding window of its buckets open that much longer, until
+    /// holds every window of its buckets open that much longer, until
     /// the request stops counting at the server, and reservations made
     /// meanwhile leave that much later: the next window's requests cannot
     /// reach the server while it still counts the slow one. The cost is the

@@ -481,18 +481,20 @@ impl Bucket {
     ///
     /// The server counted the request at some instant in between. The margin
     /// covers the usual delay; when the response came back later than that,
-    /// the request may have been counted that much later, so every sliding
-    /// window holds its units longer by the excess, until one window after
+    /// the request may have been counted that much later, so every window
+    /// holds its units longer by the excess, until one window after
     /// `received` (when that request stops counting at the server whatever
-    /// the delay was). A unit therefore frees no earlier than one window after
-    /// the response that charged it came back: a cold connection or a slow
+    /// the delay was). In a sliding window a unit therefore frees no earlier
+    /// than one window after the response that charged it came back; a fixed
+    /// window counts a unit that left up to the margin and the excess before
+    /// a boundary in the window after it too. A cold connection or a slow
     /// link does not turn into a 429 at the next window.
     ///
     /// Limits: a request still in flight a whole window after it left is not
     /// covered until its response comes back (the limiter cannot know how late
-    /// it will be); fixed windows are left to the margin; and while a
-    /// widening is live every decision of the window pays it, not only those
-    /// after the slow unit (one word per window, no per-unit state).
+    /// it will be); and while a widening is live every decision of the window
+    /// pays it, not only those after the slow unit (one word per window, no
+    /// per-unit state).
     ///
     /// ```
     /// use std::time::Duration;
@@ -518,14 +520,14 @@ impl Bucket {
     }
 
     /// How much later than its margin allows a response that `took` this
-    /// long came back, for sliding window `index`; `None` if within it (or
-    /// fixed, or no such window).
+    /// long came back, for window `index`; `None` if within it (or no such
+    /// window).
     pub(crate) fn late_by(&self, index: usize, took: Duration) -> Option<Duration> {
-        let w = self.hot.windows.get(index).filter(|w| !w.is_fixed())?;
+        let w = self.hot.windows.get(index)?;
         Some(took.saturating_sub(w.margin())).filter(|late| !late.is_zero())
     }
 
-    /// Holds sliding window `index`'s units `late` longer, until one window
+    /// Holds window `index`'s units `late` longer, until one window
     /// after `now` (see [`Bucket::note_latency`]; a shared store applies a
     /// lateness another process saw this way).
     pub(crate) fn widen(&self, index: usize, late: Duration, now: Nanos) {
@@ -546,14 +548,14 @@ impl Bucket {
         let head = self.hot.head.load();
         let mut at = d;
         for w in self.hot.windows.iter() {
-            let Some((extra, _)) = w.widened_at(d) else {
+            if w.widened_at(d).is_none() {
                 continue;
-            };
+            }
             let Some(back) = (start + cost).checked_sub(u64::from(w.limit()) + 1) else {
                 continue;
             };
             if let Some(t) = w.known_time_of(back, head) {
-                at = at.max(t.saturating_add(w.length()).saturating_add(extra));
+                at = at.max(w.widened_after(t, d));
             }
         }
         at

@@ -75,16 +75,46 @@ fn the_widening_expires_and_later_units_free_on_the_margin_again() {
     );
 }
 
-#[test]
-fn a_fixed_window_is_left_to_the_margin() {
+/// 2 per 100 ms in fixed windows from 0, with a 5 ms margin.
+fn fixed_bucket() -> Arc<Bucket> {
     let fixed = Quota::new(2, Duration::from_millis(100))
         .unwrap_or_else(|| panic!())
         .fixed(Nanos::ZERO);
-    let b = Arc::new(Bucket::new("fixed", fixed));
-    fill(&b, ms(0));
-    b.note_latency(ms(0), ms(40));
-    assert_eq!(next(&b, ms(0)), ms(100), "the next aligned window");
-    assert_eq!(b.state(ms(0)).windows[0].widened_by, Duration::ZERO);
+    Arc::new(Bucket::new(
+        "fixed",
+        Limits::new([fixed]).padded(|_| Duration::from_millis(5)),
+    ))
+}
+
+#[test]
+fn a_fixed_window_counts_a_late_unit_in_the_window_after_it() {
+    // Two leave 10 ms before the boundary at 100 ms: beyond the margin, so
+    // the next window opens on the boundary...
+    let b = fixed_bucket();
+    fill(&b, ms(90));
+    assert_eq!(next(&b, ms(90)), ms(100));
+    // ...and still does after a response 8 ms later (3 ms past the margin:
+    // the request reached the server by 98 ms)...
+    b.note_latency(ms(90), ms(98));
+    assert_eq!(next(&b, ms(90)), ms(100));
+    // ...but not after one 20 ms later: the server may have counted it at
+    // 110 ms, in the next window, so the one after is the next that opens.
+    b.note_latency(ms(90), ms(110));
+    assert_eq!(next(&b, ms(110)), ms(200));
+    assert!(b.state(ms(110)).windows[0].widened_by >= Duration::from_millis(15));
+}
+
+#[test]
+fn a_fixed_reservation_made_before_a_late_response_leaves_a_window_later() {
+    let b = fixed_bucket();
+    fill(&b, ms(90));
+    let Ok(Grant::Later(r)) = acquire(&[&b], 1, ms(91), MaxWait::Forever) else {
+        panic!("a reservation")
+    };
+    assert_eq!(r.departure(), ms(100));
+    b.note_latency(ms(90), ms(110));
+    assert_eq!(r.widened_departure(), ms(200));
+    r.depart();
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! How much longer a sliding window holds its units after a slow response.
+//! How much longer a window holds its units after a slow response.
 //!
 //! A window's ring holds the instant each request *left*; the server counts it
 //! when it *arrives*, which may be any time before its response comes back. The
@@ -10,8 +10,10 @@
 //!
 //! A [`Widening`] remembers the worst such excess, and until when it matters:
 //! a request counted no later than its response `r` stops counting at
-//! `r + window`, so after that no decision needs the extra time. Decisions read
-//! one word; only a slow response writes it.
+//! `r + window`, so after that no decision needs the extra time. A sliding
+//! window counts every unit that much longer; a fixed one counts a unit that
+//! left up to the margin and the excess before a boundary in the window after
+//! it too. Decisions read one word; only a slow response writes it.
 //!
 //! The word packs the deadline in units of 2^20 ns (about 1 ms, 40 bits: 36
 //! years) and the excess in units of 2^14 ns (about 16 us, 24 bits: up to

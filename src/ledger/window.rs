@@ -165,12 +165,11 @@ impl Window {
     }
 
     /// After a response that came back `late` past the margin, holds every
-    /// unit `late` longer until `until` (sliding windows only: a fixed window
-    /// counts by the server's boundaries, which the margin covers).
+    /// unit `late` longer until `until`: a sliding window counts each unit
+    /// that much longer, a fixed one counts a unit that left up to the margin
+    /// and `late` before a boundary in the window after it too.
     pub(crate) fn widen(&self, late: u64, until: u64, now: u64) {
-        if !self.is_fixed() {
-            self.widening.widen(late, until, now);
-        }
+        self.widening.widen(late, until, now);
     }
 
     /// The widening in force at `now`, if any: how much longer, until when.
@@ -214,26 +213,39 @@ impl Window {
         } else {
             self.time_of(back, head)
         };
+        self.after(t, d, self.widening.extra_at(d))
+    }
+
+    /// The earliest departure at or after `d` given that the boundary unit
+    /// (the newest that must no longer count) left at `t`, its window
+    /// widened by `extra` after slow responses.
+    #[inline(always)]
+    fn after(&self, t: u64, d: u64, extra: u64) -> u64 {
         match self.anchor() {
-            None => d.max(
-                t.saturating_add(self.window)
-                    .saturating_add(self.widening.extra_at(d)),
-            ),
+            None => d.max(t.saturating_add(self.window).saturating_add(extra)),
             Some(anchor) => {
                 // The window containing `d` on the server's boundaries counts
-                // every unit that left in it, or up to the margin before it
-                // (a request that left just before a boundary may arrive after
-                // it). Lengthening a fixed window instead would move its
-                // boundaries a margin further from the server's every window.
+                // every unit that left in it, or up to the margin (and any
+                // widening) before it: a request that left just before a
+                // boundary may arrive after it. Lengthening a fixed window
+                // instead would move its boundaries a margin further from the
+                // server's every window.
                 let p = self.period();
                 let end = end_of(d, anchor, p);
-                if t.saturating_add(self.margin) >= end.saturating_sub(p) {
+                let reach = t.saturating_add(self.margin).saturating_add(extra);
+                if reach >= end.saturating_sub(p) {
                     end
                 } else {
                     d
                 }
             }
         }
+    }
+
+    /// [`Window::earliest`] for a claim already made whose boundary unit
+    /// left at `t`, planned for `d` before the widening now in force.
+    pub(crate) fn widened_after(&self, t: u64, d: u64) -> u64 {
+        self.after(t, d, self.widening.extra_at(d))
     }
 
     /// The first instant counted by the window that ends at `t`: `t - W + 1` for a

@@ -26,9 +26,9 @@
 --   "block": microseconds from now
 --   "limit": window index of bucket 1, new limit
 --   "late": window index of bucket 1, microseconds: a response came back that
---   much later than the window's margin allows, so the sliding window holds
---   every unit that much longer until one window from now (meta fields
---   late:<w> and late_until:<w>; a live one only grows)
+--   much later than the window's margin allows, so the window holds every
+--   unit that much longer until one window from now (meta fields late:<w>
+--   and late_until:<w>; a live one only grows)
 --
 -- Replies, always {code, number, string}: {0, wait_us, deferred_mask} admitted
 -- (wait 0) or reserved; {1, wait_us, bucket} would wait too long;
@@ -89,10 +89,12 @@ local function start_of(win, at)
   return win.anchor + math.floor((at - win.anchor) / win.period) * win.period
 end
 
--- How much longer a sliding window holds its units for a departure at `d`,
--- after a slow response ("late").
+-- How much longer a window holds its units for a departure at `d`, after a
+-- slow response ("late"): a sliding window counts each unit that much
+-- longer, a fixed one counts a unit that left up to margin + late before its
+-- start.
 local function late_at(win, d)
-  if win.anchor < 0 and d < win.late_until then return win.late end
+  if d < win.late_until then return win.late end
   return 0
 end
 
@@ -103,7 +105,7 @@ local function earliest(win, units)
     -- A widened window still counts what left up to `late` before its start.
     redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len - late_at(win, now))
   else
-    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. (start_of(win, now) - win.margin))
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. (start_of(win, now) - win.margin - late_at(win, now)))
   end
   local m = redis.call('ZCARD', win.key)
   local d = now
@@ -121,7 +123,7 @@ local function earliest(win, units)
   end
   for _ = 1, 10000 do
     local s = start_of(win, d)
-    local c = redis.call('ZCOUNT', win.key, s - win.margin, '(' .. (s + win.period))
+    local c = redis.call('ZCOUNT', win.key, s - win.margin - late_at(win, d), '(' .. (s + win.period))
     if c + units <= win.limit then return d end
     d = s + win.period
   end
@@ -205,13 +207,17 @@ end
 -- still leave now: a slow response since then may have widened a window.
 local function held_fits(bucket)
   for _, win in ipairs(bucket.windows) do
-    if late_at(win, now) > 0 then
-      redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len - win.late)
+    local late = late_at(win, now)
+    if late > 0 then
+      -- The unit `limit - cost + 1` places before the ticket's first must no
+      -- longer count (ranks are relative: expired members below shift both).
       local r = redis.call('ZRANK', win.key, id .. ':1')
       local back = r and (r + cost - 1 - win.limit)
       if back and back >= 0 then
         local s = redis.call('ZRANGE', win.key, back, back, 'WITHSCORES')
-        if s[2] and tonumber(s[2]) + win.len + win.late > now then return false end
+        local t = s[2] and tonumber(s[2])
+        if t and win.anchor < 0 and t + win.len + late > now then return false end
+        if t and win.anchor >= 0 and t + win.margin + late >= start_of(win, now) then return false end
       end
     end
   end
@@ -268,7 +274,7 @@ elseif op == 'late' then
   local bucket = buckets[1]
   local w = tonumber(ARGV[a])
   local win = bucket.windows[w + 1]
-  if not win or win.anchor >= 0 then return { 3, 0, '' } end
+  if not win then return { 3, 0, '' } end
   local late = tonumber(ARGV[a + 1])
   local till = now + win.len
   if win.late_until > now then

@@ -92,7 +92,7 @@ pub enum Correction {
         /// The new limit.
         limit: u32,
     },
-    /// A response came back `late` after the margin of sliding window
+    /// A response came back `late` after the margin of window
     /// `window` allows: the server may have counted its request that much
     /// later, so the window holds every unit `late` longer until one window
     /// from now (see [`Bucket::note_latency`](crate::ledger::Bucket::note_latency)),
