@@ -642,6 +642,9 @@ impl Bucket {
         s.head.last.saturating_add(longest) < now
             && self.hot.blocked_until.load(Ordering::Acquire) <= now
             && s.tat <= now
+            // A late response's units may still count at the server after
+            // the ring says they left: kept until the widening ends.
+            && self.hot.windows.iter().all(|w| w.widened_at(now).is_none())
     }
 
     /// Marks an idle bucket as evicted; `None` if it was used meanwhile, else

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{acquire, Bucket, Grant, MaxWait};
+use super::{acquire, Bucket, Grant, KeyedBuckets, MaxWait, Refusal};
 use crate::clock::Nanos;
 use crate::quota::{Limits, Quota};
 
@@ -159,4 +159,25 @@ fn an_absurd_round_trip_saturates_instead_of_overflowing() {
     b.note_latency(Nanos::new(u64::MAX), ms(0));
     let at = next(&b, ms(0));
     assert!(at >= ms(105), "{at:?}");
+}
+
+#[test]
+fn a_keyed_bucket_is_not_evicted_while_a_late_response_holds_it() {
+    let limits =
+        Limits::new([Quota::new(2, Duration::from_millis(100)).unwrap_or_else(|| panic!())])
+            .padded(|_| Duration::from_millis(5));
+    let keys: KeyedBuckets<u32> = KeyedBuckets::new("account", limits, 1);
+    assert!(keys.acquire(&1, 1, ms(0), MaxWait::Never).is_ok());
+    let a = keys.bucket(&1, ms(0)).unwrap_or_else(|e| panic!("{e}"));
+    a.note_latency(ms(0), ms(40));
+    // Idle by its ring (105 ms after its last unit left), but the server may
+    // count that unit until 145 ms: the scope is full.
+    let early = keys.acquire(&2, 1, ms(110), MaxWait::Never);
+    assert!(
+        matches!(early, Err(Refusal::TooManyKeys { .. })),
+        "{early:?}"
+    );
+    // Once the widening is over, it is evicted and the other key gets room.
+    assert!(keys.acquire(&2, 1, ms(150), MaxWait::Never).is_ok());
+    assert_eq!(keys.len(), 1);
 }

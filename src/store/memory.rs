@@ -79,7 +79,7 @@ impl MemoryStore {
                 b.state(now)
                     .windows
                     .iter()
-                    .any(|w| w.used > 0 || w.reserved > 0)
+                    .any(|w| w.used > 0 || w.reserved > 0 || !w.widened_by.is_zero())
             });
             if map.len() >= self.cap {
                 return Err(Refusal::TooManyKeys {
