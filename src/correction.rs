@@ -42,10 +42,15 @@ impl<C: Clock> Limiter<C> {
         }
         let took = received.saturating_since(sent);
         for b in &charged.buckets {
-            b.note_latency(sent, received);
             for window in 0..b.window_count() {
-                if let Some(late) = b.late_by(window, took) {
+                let Some(late) = b.late_by(window, took) else {
+                    continue;
+                };
+                if !b.is_widened(window, received) {
                     tracing::debug!(bucket = %b.label(), window, ?late, "a response came back later than the margin: holding the window open");
+                }
+                b.widen(window, late, received);
+                if self.shared.is_some() && b.late_is_news(window, late, received) {
                     self.share(charged, b, Correction::Late { window, late });
                 }
             }

@@ -15,6 +15,7 @@ use super::head::{Head, HeadCell};
 use super::learned::Learned;
 use super::pacer::Pacer;
 use super::refusal::Refusal;
+use super::widening::Widening;
 use super::window::{Ring, Window};
 use crate::clock::Nanos;
 use crate::quota::Limits;
@@ -105,6 +106,9 @@ pub struct Bucket {
     observed: AtomicU64,
     blocks: AtomicU64,
     vacancies: OnceLock<papaya::HashMap<u64, Claim>>,
+    /// Per window, the lateness a shared store was last told of (made on
+    /// first use: only a limiter with a store tells one).
+    told: OnceLock<Box<[Widening]>>,
     /// What the server taught this bucket (response path only; decisions
     /// never touch it).
     pub(super) learned: Mutex<Learned>,
@@ -150,6 +154,7 @@ impl Bucket {
             blocks: AtomicU64::new(0),
             learned: Mutex::new(Learned::default()),
             vacancies: OnceLock::new(),
+            told: OnceLock::new(),
         }
     }
 
@@ -525,6 +530,44 @@ impl Bucket {
     pub(crate) fn late_by(&self, index: usize, took: Duration) -> Option<Duration> {
         let w = self.hot.windows.get(index)?;
         Some(took.saturating_sub(w.margin())).filter(|late| !late.is_zero())
+    }
+
+    /// Whether window `index` is held open by a late response at `now`.
+    pub(crate) fn is_widened(&self, index: usize, now: Nanos) -> bool {
+        self.hot
+            .windows
+            .get(index)
+            .is_some_and(|w| w.widened_at(now.as_u64()).is_some())
+    }
+
+    /// Whether a lateness of `late` at `now` in window `index` is news for a
+    /// shared store: more than it was last told, or what it was told has less
+    /// than half a window to go. If so, it counts as told now. Under a link
+    /// that stays slow, every response is late; the store hears of it about
+    /// twice a window, not once a response.
+    pub(crate) fn late_is_news(&self, index: usize, late: Duration, now: Nanos) -> bool {
+        let Some(w) = self.hot.windows.get(index) else {
+            return false;
+        };
+        let told = self.told.get_or_init(|| {
+            self.hot
+                .windows
+                .iter()
+                .map(|_| Widening::default())
+                .collect()
+        });
+        let Some(t) = told.get(index) else {
+            return false;
+        };
+        let now = now.as_u64();
+        let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+        let covered = t
+            .at(now)
+            .is_some_and(|(extra, until)| extra >= late && until >= now + w.length() / 2);
+        if !covered {
+            t.widen(late, now.saturating_add(w.length()), now);
+        }
+        !covered
     }
 
     /// Holds window `index`'s units `late` longer, until one window

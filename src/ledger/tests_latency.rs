@@ -181,3 +181,21 @@ fn a_keyed_bucket_is_not_evicted_while_a_late_response_holds_it() {
     assert!(keys.acquire(&2, 1, ms(150), MaxWait::Never).is_ok());
     assert_eq!(keys.len(), 1);
 }
+
+#[test]
+fn a_shared_store_hears_of_a_lasting_lateness_about_twice_a_window() {
+    // 2 per 100 ms, 5 ms margin: a window of 105 ms.
+    let b = bucket([]);
+    let late = Duration::from_millis(30);
+    assert!(b.late_is_news(0, late, ms(0)), "the first is news");
+    assert!(!b.late_is_news(0, late, ms(10)), "the same again: told");
+    assert!(!b.late_is_news(0, late / 2, ms(20)), "less: told");
+    assert!(b.late_is_news(0, late * 2, ms(30)), "more: news");
+    // Told at 30 ms until 135 ms: from 83 ms on it has less than half a
+    // window to go, so the store hears again (and its count goes on).
+    assert!(!b.late_is_news(0, late, ms(80)));
+    assert!(b.late_is_news(0, late, ms(90)));
+    assert!(!b.late_is_news(0, late, ms(100)));
+    // Without such a window, never.
+    assert!(!b.late_is_news(3, late, ms(100)));
+}
