@@ -16,8 +16,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
+use super::names::{
+    RATELIMIT, RATELIMIT_LIMIT, RATELIMIT_POLICY, RATELIMIT_REMAINING, RATELIMIT_RESET,
+};
 use super::observation::{ResetAt, WindowObservation};
 use super::reset::ResetUnit;
 use super::structured::{self, Bare, Member};
@@ -30,7 +33,7 @@ pub(crate) fn read(
     server_now: SystemTime,
     out: &mut Vec<WindowObservation>,
 ) {
-    let policy_members = members(headers, "ratelimit-policy");
+    let policy_members = members(headers, &RATELIMIT_POLICY);
     let (named, mut anonymous): (Vec<_>, Vec<_>) = policy_members
         .iter()
         .partition(|m| m.value.name().is_some());
@@ -52,7 +55,7 @@ pub(crate) fn read(
         };
         upsert(&mut current, w, server_now);
     }
-    let state = members(headers, "ratelimit");
+    let state = members(headers, &RATELIMIT);
     let mut draft07 = WindowObservation::default();
     for m in &state {
         if let Some(key) = m.key {
@@ -82,17 +85,17 @@ pub(crate) fn read(
     }
 
     // Older generation: separate fields for the window closest to exhaustion.
-    let limit_members = members(headers, "ratelimit-limit");
+    let limit_members = members(headers, &RATELIMIT_LIMIT);
     let mut older = WindowObservation {
         limit: limit_members
             .iter()
             .filter(|m| m.params.is_empty())
             .filter_map(|m| m.value.number().and_then(count))
             .min(),
-        remaining: elements(headers, "ratelimit-remaining")
+        remaining: elements(headers, &RATELIMIT_REMAINING)
             .filter_map(count)
             .min(),
-        reset: elements(headers, "ratelimit-reset")
+        reset: elements(headers, &RATELIMIT_RESET)
             .filter_map(|v| ResetUnit::Auto.read(v, received_at))
             .reduce(|a, b| a.latest(b, server_now)),
         ..WindowObservation::default()
@@ -123,7 +126,7 @@ pub(crate) fn read(
 }
 
 /// Every member of every line of field `name`, bounded.
-fn members<'a>(headers: &'a HeaderMap, name: &str) -> Vec<Member<'a>> {
+fn members<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Vec<Member<'a>> {
     let mut all = Vec::new();
     for v in values(headers, name) {
         let room = structured::MAX_MEMBERS.saturating_sub(all.len());

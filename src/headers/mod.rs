@@ -46,6 +46,7 @@
 //! ```
 
 mod ietf;
+mod names;
 mod observation;
 mod reset;
 mod rules;

@@ -97,7 +97,7 @@ impl HeaderRules {
     pub fn parse(&self, headers: &HeaderMap, received_at: SystemTime) -> Observation {
         let date = date(headers, received_at);
         let server_now = date.unwrap_or(received_at);
-        let retry_after = values(headers, "retry-after")
+        let retry_after = values(headers, http::header::RETRY_AFTER)
             .filter_map(|v| retry_after(v, received_at))
             .reduce(|a, b| a.latest(b, server_now));
         let mut windows = Vec::new();
@@ -136,7 +136,7 @@ fn retry_after(v: &str, received_at: SystemTime) -> Option<ResetAt> {
 
 /// `Date`, absent when repeated with different values.
 fn date(headers: &HeaderMap, received_at: SystemTime) -> Option<SystemTime> {
-    let mut dates = values(headers, "date").map(http_date);
+    let mut dates = values(headers, http::header::DATE).map(http_date);
     let first = dates.next()??;
     if dates.any(|d| d != Some(first)) || !plausible(first, received_at) {
         return None;

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::header::AsHeaderName;
 use http::HeaderMap;
 
 /// The longest header value read (longer ones are ignored as hostile).
@@ -24,7 +25,7 @@ const NANOS_PER_SEC: u128 = 1_000_000_000;
 
 /// The values of header `name` as trimmed text: at most [`MAX_DUPLICATES`], skipping
 /// values that are too long or not visible ASCII.
-pub(crate) fn values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+pub(crate) fn values(headers: &HeaderMap, name: impl AsHeaderName) -> impl Iterator<Item = &str> {
     headers
         .get_all(name)
         .iter()
@@ -36,7 +37,7 @@ pub(crate) fn values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<It
 
 /// Like [`values`], with comma-separated elements split apart (a proxy may have
 /// folded repeated headers into one line).
-pub(crate) fn elements<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+pub(crate) fn elements(headers: &HeaderMap, name: impl AsHeaderName) -> impl Iterator<Item = &str> {
     values(headers, name)
         .flat_map(|v| v.split(','))
         .map(str::trim)

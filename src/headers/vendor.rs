@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use super::observation::WindowObservation;
 use super::reset::ResetUnit;
@@ -29,10 +29,17 @@ use super::text::{count, elements, values};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VendorSet {
     name: String,
-    limit: String,
-    remaining: String,
-    reset: Option<(String, ResetUnit)>,
+    /// The headers' names, parsed once (`None`: not a valid header name, so
+    /// never in a response).
+    limit: Option<HeaderName>,
+    remaining: Option<HeaderName>,
+    reset: Option<(Option<HeaderName>, ResetUnit)>,
     window: Option<Duration>,
+}
+
+/// `name` as a header name (any case).
+fn header_name(name: &str) -> Option<HeaderName> {
+    HeaderName::from_bytes(name.as_bytes()).ok()
 }
 
 impl VendorSet {
@@ -40,21 +47,21 @@ impl VendorSet {
     /// and remaining count are in headers `limit` and `remaining` (any case).
     pub fn new(
         name: impl Into<String>,
-        limit: impl Into<String>,
-        remaining: impl Into<String>,
+        limit: impl AsRef<str>,
+        remaining: impl AsRef<str>,
     ) -> VendorSet {
         VendorSet {
             name: name.into(),
-            limit: limit.into(),
-            remaining: remaining.into(),
+            limit: header_name(limit.as_ref()),
+            remaining: header_name(remaining.as_ref()),
             reset: None,
             window: None,
         }
     }
 
     /// Also read the window's reset from header `header`, written in `unit`.
-    pub fn reset(mut self, header: impl Into<String>, unit: ResetUnit) -> VendorSet {
-        self.reset = Some((header.into(), unit));
+    pub fn reset(mut self, header: impl AsRef<str>, unit: ResetUnit) -> VendorSet {
+        self.reset = Some((header_name(header.as_ref()), unit));
         self
     }
 
@@ -79,11 +86,17 @@ impl VendorSet {
         let w = WindowObservation {
             name: Some(self.name.clone()),
             window: self.window,
-            limit: elements(headers, &self.limit).filter_map(count).min(),
-            remaining: elements(headers, &self.remaining).filter_map(count).min(),
+            limit: self
+                .limit
+                .as_ref()
+                .and_then(|n| elements(headers, n).filter_map(count).min()),
+            remaining: self
+                .remaining
+                .as_ref()
+                .and_then(|n| elements(headers, n).filter_map(count).min()),
             reset: self.reset.as_ref().and_then(|(header, unit)| {
                 // Not split on commas: an HTTP-date contains one.
-                values(headers, header)
+                values(headers, header.as_ref()?)
                     .filter_map(|v| unit.read(v, received_at))
                     .reduce(|a, b| a.latest(b, server_now))
             }),

@@ -10,8 +10,13 @@
 
 use std::time::SystemTime;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
+use super::names::{
+    X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET, X_RATELIMIT_RESET_AFTER,
+    X_RATELIMIT_USED, X_RATE_LIMIT_LIMIT, X_RATE_LIMIT_REMAINING, X_RATE_LIMIT_RESET,
+    X_RATE_LIMIT_RESET_AFTER, X_RATE_LIMIT_USED,
+};
 use super::observation::{ResetAt, WindowObservation};
 use super::reset::ResetUnit;
 use super::text::{count, elements, seconds, values};
@@ -24,22 +29,23 @@ pub(crate) fn read(
     server_now: SystemTime,
 ) -> Option<WindowObservation> {
     // Counts may be comma-folded by a proxy; resets not (an HTTP-date has a comma).
-    let counts = |names: [&'static str; 2]| {
+    let counts = |names: [&'static HeaderName; 2]| {
         names
             .into_iter()
             .flat_map(|n| elements(headers, n))
             .filter_map(count)
     };
-    let texts = |names: [&'static str; 2]| names.into_iter().flat_map(|n| values(headers, n));
-    let limit = counts(["x-ratelimit-limit", "x-rate-limit-limit"]).min();
-    let used = counts(["x-ratelimit-used", "x-rate-limit-used"]).max();
-    let remaining = counts(["x-ratelimit-remaining", "x-rate-limit-remaining"])
+    let texts =
+        |names: [&'static HeaderName; 2]| names.into_iter().flat_map(|n| values(headers, n));
+    let limit = counts([&X_RATELIMIT_LIMIT, &X_RATE_LIMIT_LIMIT]).min();
+    let used = counts([&X_RATELIMIT_USED, &X_RATE_LIMIT_USED]).max();
+    let remaining = counts([&X_RATELIMIT_REMAINING, &X_RATE_LIMIT_REMAINING])
         .min()
         .or_else(|| Some(limit?.saturating_sub(used?)));
-    let reset = texts(["x-ratelimit-reset", "x-rate-limit-reset"])
+    let reset = texts([&X_RATELIMIT_RESET, &X_RATE_LIMIT_RESET])
         .filter_map(|v| unit.read(v, received_at))
         .chain(
-            texts(["x-ratelimit-reset-after", "x-rate-limit-reset-after"])
+            texts([&X_RATELIMIT_RESET_AFTER, &X_RATE_LIMIT_RESET_AFTER])
                 .filter_map(|v| seconds(v).map(ResetAt::After)),
         )
         .reduce(|a, b| a.latest(b, server_now));
