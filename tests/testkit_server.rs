@@ -245,7 +245,7 @@ async fn latency_delivers_responses_out_of_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_connections_hold_the_first_request_on_each_connection() {
     let clock = ManualClock::new();
-    let handshake = Duration::from_millis(50);
+    let handshake = Duration::from_millis(150);
     let server = TestServer::start(burst_config(&clock).cold_connections(handshake))
         .await
         .expect("bind");
