@@ -42,10 +42,7 @@ impl<C: Clock> Limiter<C> {
         }
         let took = received.saturating_since(sent);
         for b in &charged.buckets {
-            for window in 0..b.window_count() {
-                let Some(late) = b.late_by(window, took) else {
-                    continue;
-                };
+            for (window, late) in b.lateness(took) {
                 if !b.is_widened(window, received) {
                     tracing::debug!(bucket = %b.label(), window, ?late, "a response came back later than the margin: holding the window open");
                 }

@@ -516,20 +516,21 @@ impl Bucket {
     /// assert!(bucket.earliest_departure(1, ms(0)).unwrap() >= ms(130));
     /// ```
     pub fn note_latency(&self, sent: Nanos, received: Nanos) {
-        let took = received.saturating_since(sent);
-        for index in 0..self.window_count() {
-            if let Some(late) = self.late_by(index, took) {
-                self.widen(index, late, received);
-            }
+        for (index, late) in self.lateness(received.saturating_since(sent)) {
+            self.widen(index, late, received);
         }
     }
 
-    /// How much later than its margin allows a response that `took` this
-    /// long came back, for window `index`; `None` if within it (or no such
-    /// window).
-    pub(crate) fn late_by(&self, index: usize, took: Duration) -> Option<Duration> {
-        let w = self.hot.windows.get(index)?;
-        Some(took.saturating_sub(w.margin())).filter(|late| !late.is_zero())
+    /// The windows a response that `took` this long came back late for, and
+    /// by how much more than each one's margin allows.
+    pub(crate) fn lateness(&self, took: Duration) -> impl Iterator<Item = (usize, Duration)> + '_ {
+        self.hot
+            .windows
+            .iter()
+            .enumerate()
+            .filter_map(move |(index, w)| {
+                Some((index, took.saturating_sub(w.margin()))).filter(|(_, late)| !late.is_zero())
+            })
     }
 
     /// Whether window `index` is held open by a late response at `now`.
@@ -561,9 +562,10 @@ impl Bucket {
         };
         let now = now.as_u64();
         let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+        let half = now.saturating_add(w.length() / 2);
         let covered = t
             .at(now)
-            .is_some_and(|(extra, until)| extra >= late && until >= now + w.length() / 2);
+            .is_some_and(|(extra, until)| extra >= late && until >= half);
         if !covered {
             t.widen(late, now.saturating_add(w.length()), now);
         }
@@ -575,9 +577,7 @@ impl Bucket {
     /// lateness another process saw this way).
     pub(crate) fn widen(&self, index: usize, late: Duration, now: Nanos) {
         if let Some(w) = self.hot.windows.get(index) {
-            let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
-            let now = now.as_u64();
-            w.widen(late, now.saturating_add(w.length()), now);
+            w.widen(late, now.as_u64());
         }
     }
 
@@ -591,14 +591,14 @@ impl Bucket {
         let head = self.hot.head.load();
         let mut at = d;
         for w in self.hot.windows.iter() {
-            if w.widened_at(d).is_none() {
+            let Some((extra, _)) = w.widened_at(d) else {
                 continue;
-            }
+            };
             let Some(back) = (start + cost).checked_sub(u64::from(w.limit()) + 1) else {
                 continue;
             };
             if let Some(t) = w.known_time_of(back, head) {
-                at = at.max(w.widened_after(t, d));
+                at = at.max(w.after(t, d, extra));
             }
         }
         at

@@ -40,7 +40,7 @@ pub(crate) struct Window {
     window: u64,
     /// Where a fixed window is aligned; [`SLIDING`] for a sliding one.
     anchor: u64,
-    /// The extra length slow responses call for (sliding windows only).
+    /// The extra length slow responses call for.
     widening: Widening,
     /// log2 of the units per slot (0 when exact): groups are found by shifts.
     gshift: u8,
@@ -164,12 +164,15 @@ impl Window {
         self.anchor != SLIDING
     }
 
-    /// After a response that came back `late` past the margin, holds every
-    /// unit `late` longer until `until`: a sliding window counts each unit
-    /// that much longer, a fixed one counts a unit that left up to the margin
-    /// and `late` before a boundary in the window after it too.
-    pub(crate) fn widen(&self, late: u64, until: u64, now: u64) {
-        self.widening.widen(late, until, now);
+    /// After a response that came back at `now`, `late` past the margin,
+    /// holds every unit `late` longer until one window from `now`: a sliding
+    /// window counts each unit that much longer, a fixed one counts a unit
+    /// that left up to the margin and `late` before a boundary in the window
+    /// after it too.
+    pub(crate) fn widen(&self, late: std::time::Duration, now: u64) {
+        let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+        self.widening
+            .widen(late, now.saturating_add(self.window), now);
     }
 
     /// The widening in force at `now`, if any: how much longer, until when.
@@ -220,7 +223,7 @@ impl Window {
     /// (the newest that must no longer count) left at `t`, its window
     /// widened by `extra` after slow responses.
     #[inline(always)]
-    fn after(&self, t: u64, d: u64, extra: u64) -> u64 {
+    pub(crate) fn after(&self, t: u64, d: u64, extra: u64) -> u64 {
         match self.anchor() {
             None => d.max(t.saturating_add(self.window).saturating_add(extra)),
             Some(anchor) => {
@@ -240,12 +243,6 @@ impl Window {
                 }
             }
         }
-    }
-
-    /// [`Window::earliest`] for a claim already made whose boundary unit
-    /// left at `t`, planned for `d` before the widening now in force.
-    pub(crate) fn widened_after(&self, t: u64, d: u64) -> u64 {
-        self.after(t, d, self.widening.extra_at(d))
     }
 
     /// The first instant counted by the window that ends at `t`: `t - W + 1` for a

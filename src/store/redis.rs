@@ -308,6 +308,7 @@ impl Inner {
             .arg(max_wait_us)
             .arg(1_000u64)
             .arg(buckets.len());
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         for (b, bucket) in buckets.iter().enumerate() {
             let (p, s, i) = (&self.prefix, bucket.scope, &bucket.id);
             inv.key(redis_key::meta(p, s, i));
@@ -320,7 +321,6 @@ impl Inner {
                 let anchor = win.anchor.map_or(-1, |a| {
                     phase(a, self.clock.to_wall(self.clock.now()), win.length - margin)
                 });
-                let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
                 inv.arg(win.limit)
                     .arg(micros(win.length).max(1))
                     .arg(anchor)
@@ -332,14 +332,13 @@ impl Inner {
                 inv.arg(w).arg(n);
             }
             Op::Block(d) => {
-                inv.arg(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+                inv.arg(micros(d));
             }
             Op::Limit(w, l) => {
                 inv.arg(w).arg(l);
             }
             Op::Late(w, late) => {
-                inv.arg(w)
-                    .arg(u64::try_from(late.as_micros()).unwrap_or(u64::MAX).max(1));
+                inv.arg(w).arg(micros(late).max(1));
             }
             _ => {}
         }
