@@ -36,6 +36,7 @@ mod tests_latency;
 mod widening;
 mod window;
 mod window_of_length;
+mod windows;
 
 pub use bucket::{Bucket, BucketState, WindowState};
 pub use decision::{acquire, acquire_from, Grant, MaxWait, MAX_BUCKETS};
