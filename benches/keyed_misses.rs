@@ -13,6 +13,7 @@
 //! done; done
 //! ```
 //!
+//! A third argument sets the number of keys (10,000 by default).
 //! Misses per decision are the difference between the two runs divided by
 //! 200,000 (the setup's misses cancel). The 1 MB last-level cache is this
 //! machine's L2 per core. Under `cargo bench` (argument `--bench`) it runs both
@@ -26,30 +27,30 @@ use tower_quota::clock::Nanos;
 use tower_quota::ledger::{Grant, KeyedBuckets, MaxWait};
 use tower_quota::quota::Quota;
 
-const KEYS: u64 = 10_000;
-
-/// The keys in a fixed shuffled order (a seeded Fisher-Yates), as
+/// `keys` keys in a fixed shuffled order (a seeded Fisher-Yates), as
 /// `benches/decision.rs`'s shuffled rows visit them.
-fn order() -> Vec<u64> {
-    let mut order: Vec<u64> = (0..KEYS).collect();
+fn order(keys: u64) -> Vec<u64> {
+    let mut order: Vec<u64> = (0..keys).collect();
     fastrand::Rng::with_seed(7).shuffle(&mut order);
     order
 }
 
 /// Runs `n` decisions of tower-quota's keyed scope (10 per millisecond, as in
-/// `benches/decision.rs`; 1 µs apart, so every decision admits).
-fn ours(n: u64) -> u64 {
-    let order = order();
+/// `benches/decision.rs`), spaced so that a key comes back after 100 µs or
+/// more: every decision admits.
+fn ours(n: u64, keys: u64) -> u64 {
+    let order = order(keys);
     let quota = Quota::new(10, Duration::from_millis(1)).unwrap_or(Quota::per_second(1));
-    let scope: KeyedBuckets<u64> = KeyedBuckets::new("per_key", quota, 20_000);
+    let scope: KeyedBuckets<u64> = KeyedBuckets::new("per_key", quota, 2 * keys as usize);
+    let step = (100_000 / keys).max(1_000);
     let mut now = 0;
-    for k in 0..KEYS {
+    for k in 0..keys {
         let _ = scope.acquire(&k, 1, Nanos::new(now), MaxWait::Never);
     }
     let mut admitted = 0;
     for i in 0..n {
-        now += 1_000;
-        let k = order[(i % KEYS) as usize];
+        now += step;
+        let k = order[(i % keys) as usize];
         let grant = scope.acquire(&k, 1, Nanos::new(now), MaxWait::Never);
         admitted += u64::from(matches!(grant, Ok(Grant::Now)));
     }
@@ -57,17 +58,17 @@ fn ours(n: u64) -> u64 {
 }
 
 /// Runs `n` decisions of governor's keyed store (its default clock).
-fn governor(n: u64) -> u64 {
-    let order = order();
+fn governor(n: u64, keys: u64) -> u64 {
+    let order = order(keys);
     let max = NonZeroU32::new(u32::MAX).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MIN);
     let gov = governor::RateLimiter::dashmap(governor::Quota::per_second(max).allow_burst(burst));
-    for k in 0..KEYS {
+    for k in 0..keys {
         let _ = gov.check_key(&k);
     }
     let mut admitted = 0;
     for i in 0..n {
-        let k = order[(i % KEYS) as usize];
+        let k = order[(i % keys) as usize];
         admitted += u64::from(gov.check_key(&k).is_ok());
     }
     admitted
@@ -77,9 +78,14 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let who = args.next().unwrap_or_default();
     let n = args.next().and_then(|n| n.parse().ok()).unwrap_or(300_000);
+    let keys = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000u64)
+        .max(1);
     let run = |who: &str, n: u64| match who {
-        "tower-quota" => Some(ours(n)),
-        "governor" => Some(governor(n)),
+        "tower-quota" => Some(ours(n, keys)),
+        "governor" => Some(governor(n, keys)),
         _ => None,
     };
     if let Some(admitted) = run(&who, n) {
