@@ -132,6 +132,9 @@ struct Hot {
     /// of a keyed bucket.
     sealed: AtomicBool,
     has_fixed: bool,
+    /// The longest window, margin included: a unit leaves every window by
+    /// then (unless slow responses widened one).
+    longest: u64,
     windows: Windows,
     /// Alone on the third line.
     head: HeadCell,
@@ -148,6 +151,7 @@ impl Bucket {
                 head: HeadCell::new(Head::at(0, 0)),
                 blocked_until: AtomicU64::new(0),
                 has_fixed: windows.iter().any(Window::is_fixed),
+                longest: windows.iter().map(Window::length).max().unwrap_or(0),
                 pacer: limits.pacing().map(|p| Box::new(Pacer::new(p))),
                 sealed: AtomicBool::new(false),
                 windows: Windows::from(windows),
@@ -203,15 +207,20 @@ impl Bucket {
             }
             d = d.max(p.earliest(s.tat, cost));
         }
+        // Every unit left before `head.last`, the newest: once it has left
+        // the longest window, no window need read its ring. A bucket idle
+        // for a window (most keys of a keyed scope, most of the time) decides
+        // without touching it.
+        let idle = s.head.last.saturating_add(self.hot.longest) <= d;
         for w in self.hot.windows.iter() {
             let limit = u64::from(w.limit());
             if cost > limit {
                 return Err(self.too_costly(cost, limit));
             }
-            d = w.earliest_within(limit, s.head, cost, d);
+            d = w.earliest_within(limit, s.head, cost, d, idle);
         }
         if self.hot.has_fixed {
-            d = self.settle_fixed(s, cost, d);
+            d = self.settle_fixed(s, cost, d, idle);
         }
         Ok(d)
     }
@@ -219,11 +228,11 @@ impl Bucket {
     /// Fixed windows move `d` to a boundary, which may fill another window:
     /// looks again until no window moves it.
     #[inline(never)]
-    fn settle_fixed(&self, s: &Snapshot, cost: u64, mut d: u64) -> u64 {
+    fn settle_fixed(&self, s: &Snapshot, cost: u64, mut d: u64, idle: bool) -> u64 {
         loop {
             let before = d;
             for w in self.hot.windows.iter() {
-                d = w.earliest(s.head, cost, d);
+                d = w.earliest_within(u64::from(w.limit()), s.head, cost, d, idle);
             }
             if d == before {
                 return d;
@@ -771,6 +780,43 @@ mod tests {
         assert_eq!(std::mem::size_of::<Hot>(), 192);
         assert_eq!(std::mem::align_of::<Hot>(), 64);
         assert_eq!(std::mem::offset_of!(Hot, head), 128);
+    }
+
+    #[test]
+    fn a_bucket_idle_for_its_longest_window_decides_without_its_rings() {
+        let ms = Nanos::from_millis;
+        let b = Bucket::new(
+            "idle",
+            Limits::new([
+                Quota::new(2, Duration::from_millis(50)).unwrap_or(Quota::per_second(1)),
+                Quota::new(2, Duration::from_millis(100)).unwrap_or(Quota::per_second(1)),
+            ]),
+        );
+        for t in [10, 20] {
+            assert!(b.commit(&b.snapshot(), 1, ms(t).as_u64()).is_ok());
+        }
+        // A time no unit has (later than the newest) put where the next
+        // decision would look back: only a decision that reads the ring sees it.
+        b.window_list()[0].record(0, 1, ms(500).as_u64(), None);
+        let earliest = |d: u64| b.earliest(&b.snapshot(), 1, ms(d).as_u64()).ok();
+        assert_eq!(
+            earliest(120),
+            Some(ms(120).as_u64()),
+            "idle: the head decides"
+        );
+        assert_eq!(
+            earliest(119),
+            Some(ms(600).as_u64()),
+            "not idle: the ring decides"
+        );
+        // A widened window may count the newest unit past its length: the
+        // ring decides again (the widening is kept rounded up, to the safe side).
+        b.window_list()[1].widen(Duration::from_millis(30), ms(100).as_u64());
+        let widened = earliest(120).unwrap_or(0);
+        assert!(
+            (ms(630).as_u64()..ms(631).as_u64()).contains(&widened),
+            "{widened}"
+        );
     }
 
     #[test]

@@ -199,24 +199,39 @@ impl Window {
 
     /// The earliest departure at or after `d` at which this window has room for
     /// `cost` more units after the `head.units` already charged.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn earliest(&self, head: Head, cost: u64, d: u64) -> u64 {
-        self.earliest_within(u64::from(self.limit()), head, cost, d)
+        self.earliest_within(u64::from(self.limit()), head, cost, d, false)
     }
 
-    /// [`Window::earliest`] for a `limit` the caller has already read.
+    /// [`Window::earliest`] for a `limit` the caller has already read; `idle`
+    /// if the newest unit (`head.last`) left at least a window before `d`.
     #[inline]
-    pub(crate) fn earliest_within(&self, limit: u64, head: Head, cost: u64, d: u64) -> u64 {
+    pub(crate) fn earliest_within(
+        &self,
+        limit: u64,
+        head: Head,
+        cost: u64,
+        d: u64,
+        idle: bool,
+    ) -> u64 {
         let Some(back) = (head.units + cost).checked_sub(limit + 1) else {
             return d; // fewer than `limit` units ever: always room
         };
+        let extra = self.widening.extra_at(d);
+        if idle && extra == 0 {
+            // No unit counts at `d`: a sliding window counts a unit that left
+            // at `t` until `t + window`; a fixed one until the end of the
+            // period that `t + margin` falls in, at most `t + window`.
+            return d;
+        }
         // `back` is the newest old unit that must have left the window.
         let t = if limit <= u64::from(self.capacity) {
             self.time_in_ring(back, head)
         } else {
             self.time_of(back, head)
         };
-        self.after(t, d, self.widening.extra_at(d))
+        self.after(t, d, extra)
     }
 
     /// The earliest departure at or after `d` given that the boundary unit
