@@ -156,6 +156,18 @@ pub fn acquire_from<B: Borrow<Arc<Bucket>>>(
     decide(&distinct[..n], cost, now, start, max_wait)
 }
 
+/// [`acquire`] for one bucket (a keyed scope's), inlined into its caller.
+#[inline]
+pub(crate) fn acquire_one(
+    b: &Arc<Bucket>,
+    cost: u32,
+    now: Nanos,
+    max_wait: MaxWait,
+) -> Result<Grant, Refusal> {
+    let now = now.as_u64();
+    decide_one(b, u64::from(cost.max(1)), now, now, max_wait.nanos())
+}
+
 /// The common case, one bucket: no arrays, and a lost race simply plans again.
 #[inline(always)]
 fn decide_one(

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::bucket::Bucket;
-use super::decision::{acquire, Grant, MaxWait};
+use super::decision::{acquire_one, Grant, MaxWait};
 use super::refusal::Refusal;
 use crate::clock::Nanos;
 use crate::quota::Limits;
@@ -181,7 +181,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         max_wait: MaxWait,
     ) -> Result<Grant, Refusal> {
         loop {
-            match self.with_bucket(key, now, |b| acquire(&[b], cost, now, max_wait))? {
+            match self.with_bucket(key, now, |b| acquire_one(b, cost, now, max_wait))? {
                 Err(Refusal::Retired { .. }) => continue,
                 other => return other,
             }
