@@ -674,20 +674,9 @@ impl Bucket {
         }
     }
 
-    /// The length of the bucket's longest window (0 without windows).
-    fn longest_window(&self) -> u64 {
-        self.hot
-            .windows
-            .iter()
-            .map(Window::length)
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Whether the bucket, as in snapshot `s`, holds nothing worth keeping at `now`.
     fn is_idle(&self, s: &Snapshot, now: u64) -> bool {
-        let longest = self.longest_window();
-        s.head.last.saturating_add(longest) < now
+        s.head.last.saturating_add(self.hot.longest) < now
             && self.hot.blocked_until.load(Ordering::Acquire) <= now
             && s.tat <= now
             // A late response's units may still count at the server after
@@ -702,9 +691,8 @@ impl Bucket {
         if !self.is_idle(&s, now) {
             return None;
         }
-        let longest = self.longest_window();
         self.hot.head.swap_from(s.head, Head::EVICTED).ok()?;
-        Some(s.head.last.saturating_add(longest))
+        Some(s.head.last.saturating_add(self.hot.longest))
     }
 
     /// Seals a bucket not yet shared: it allows nothing until [`Bucket::open`].
