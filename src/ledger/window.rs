@@ -377,6 +377,11 @@ impl Window {
 
     /// Writes the departure time `d` of units `first..first + cost`, pushing the
     /// values it displaces onto `saved` if given (to restore them on a pop).
+    ///
+    /// `d` must be no later than the head's `last` once these units are
+    /// claimed (as every claim makes it): a bucket idle since `last` decides
+    /// without reading its rings (`Bucket::earliest`), so a later time written
+    /// here would never be seen.
     #[inline]
     pub(crate) fn record(&self, first: u64, cost: u64, d: u64, mut saved: Option<&mut Vec<u64>>) {
         if !self.writes {

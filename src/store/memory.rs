@@ -75,12 +75,10 @@ impl MemoryStore {
         }
         if map.len() >= self.cap {
             let now = self.clock.now();
-            map.retain(|_, b| {
-                b.state(now)
-                    .windows
-                    .iter()
-                    .any(|w| w.used > 0 || w.reserved > 0 || !w.widened_by.is_zero())
-            });
+            // The bucket's own test: counts alone would forget a 429's block,
+            // a pacer ahead, and units a fixed window still counts from its
+            // margin before the period's start.
+            map.retain(|_, b| !b.holds_nothing(now));
             if map.len() >= self.cap {
                 return Err(Refusal::TooManyKeys {
                     scope: Arc::from("memory store"),
@@ -201,5 +199,58 @@ impl SharedStore for MemoryStore {
     fn bucket_id(&self, scope: &str, raw: &[u8]) -> Arc<str> {
         use std::hash::BuildHasher;
         Arc::from(format!("{scope}:{:016x}", self.ids.hash_one(raw)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SharedWindow;
+
+    fn bucket(store: &MemoryStore, name: &str) -> SharedBucket {
+        let window = SharedWindow {
+            limit: 10,
+            length: Duration::from_secs(60),
+            anchor: None,
+            margin: Duration::ZERO,
+        };
+        SharedBucket::new("route", store.bucket_id("route", name.as_bytes()), [window])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_store_keeps_a_blocked_bucket_that_counts_nothing() {
+        let store = MemoryStore::share_of(1, 1);
+        let (a, b) = (bucket(&store, "a"), bucket(&store, "b"));
+        let now_or_never =
+            |x: &SharedBucket| store.decide(std::slice::from_ref(x), 1, Some(Duration::ZERO));
+        // A 429 blocked `a` for two minutes (two windows); it has sent nothing.
+        store.correct(
+            &a,
+            Correction::Block {
+                duration: Duration::from_secs(120),
+            },
+        );
+        // The store is full: `b` is refused rather than `a`'s block forgotten.
+        let refused = now_or_never(&b);
+        assert!(
+            matches!(refused, Err(Refusal::TooManyKeys { cap: 1, .. })),
+            "{refused:?}"
+        );
+        let blocked = now_or_never(&a);
+        assert!(
+            matches!(blocked, Err(Refusal::WouldWait { .. })),
+            "{blocked:?}"
+        );
+        // A window later `a` counts nothing, and is still blocked: kept.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let refused = now_or_never(&b);
+        assert!(
+            matches!(refused, Err(Refusal::TooManyKeys { .. })),
+            "{refused:?}"
+        );
+        // Once the block is over, `a` holds nothing and `b` gets its place.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let admitted = now_or_never(&b);
+        assert!(matches!(admitted, Ok(StoreGrant::Now)), "{admitted:?}");
     }
 }
