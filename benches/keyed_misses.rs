@@ -8,15 +8,15 @@
 //! cargo bench --bench keyed_misses --no-run
 //! B=$(ls -t target/release/deps/keyed_misses-* | grep -v '\.d$' | head -1)
 //! for who in tower-quota governor; do for n in 100000 300000; do
-//!   valgrind --tool=cachegrind --cache-sim=yes --LL=1048576,16,64 \
-//!     --cachegrind-out-file=/dev/null "$B" "$who" "$n" 2>&1 | grep -E 'D1  misses|LLd misses'
+//!   valgrind --tool=cachegrind --cache-sim=yes --LL=524288,8,64 \
+//!     --cachegrind-out-file=/dev/null "$B" "$who" "$n" 10000 2>&1 | grep -E 'D1  misses|LLd misses'
 //! done; done
 //! ```
 //!
 //! A third argument sets the number of keys (10,000 by default).
 //! Misses per decision are the difference between the two runs divided by
-//! 200,000 (the setup's misses cancel). The 1 MB last-level cache is this
-//! machine's L2 per core. Under `cargo bench` (argument `--bench`) it runs both
+//! 200,000 (the setup's misses cancel). The simulated last level is this
+//! machine's L2 per core (512 KB, 8-way). Under `cargo bench` (argument `--bench`) it runs both
 //! for a moment and prints nanoseconds per decision, for a rough look only.
 
 use std::hint::black_box;

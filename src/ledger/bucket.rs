@@ -121,8 +121,8 @@ pub struct Bucket {
 /// Measured both ways (BENCHMARKS.md): with the fields on the head's line, two
 /// threads on one bucket took 94 ns a decision instead of 60 (every write
 /// invalidated what the other thread was reading). The inline window saves a
-/// keyed decision one dependent cache miss (cachegrind: 7.4 to 6.3 misses of
-/// a 1 MB cache per decision over 10,000 keys).
+/// keyed decision one dependent cache miss ("Keyed decisions, counted" in
+/// BENCHMARKS.md).
 #[derive(Debug)]
 #[repr(C)]
 struct Hot {

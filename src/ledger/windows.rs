@@ -17,14 +17,10 @@ pub(super) enum Windows {
 }
 
 impl From<Vec<Window>> for Windows {
-    fn from(mut windows: Vec<Window>) -> Windows {
-        match windows.pop() {
-            Some(w) if windows.is_empty() => Windows::One([w]),
-            Some(w) => {
-                windows.push(w);
-                Windows::Many(windows.into_boxed_slice())
-            }
-            None => Windows::Many(Box::default()),
+    fn from(windows: Vec<Window>) -> Windows {
+        match <[Window; 1]>::try_from(windows) {
+            Ok(one) => Windows::One(one),
+            Err(windows) => Windows::Many(windows.into_boxed_slice()),
         }
     }
 }
