@@ -25,7 +25,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::clock::{Clock, ClockOffset, Nanos};
 use crate::headers::{Observation, ResetAt, WindowObservation};
-use crate::ledger::Bucket;
+use crate::ledger::{Bucket, WindowCount};
 use crate::limiter::{Charged, Limiter};
 use crate::store::Correction;
 
@@ -75,6 +75,7 @@ impl<C: Clock> Limiter<C> {
         // scopes reports one of them (seed 002's reports the tightest).
         let mut touched: Vec<(&Arc<Bucket>, usize, bool)> = Vec::new();
         let mut resets = Vec::new();
+        let mut counts: Vec<(&Arc<Bucket>, Vec<WindowCount>)> = Vec::new();
         for w in &obs.windows {
             let Some((bucket, index)) = self.bucket_of(charged, w) else {
                 continue;
@@ -117,7 +118,10 @@ impl<C: Clock> Limiter<C> {
             let mut room = false;
             if let (Some(limit), Some(remaining)) = (w.limit, w.remaining) {
                 let used = limit.saturating_sub(remaining.min(limit));
-                let added = bucket.raise_used(index, used, sent, reset);
+                match counts.iter_mut().find(|(b, _)| Arc::ptr_eq(b, bucket)) {
+                    Some((_, c)) => c.push((index, used, reset)),
+                    None => counts.push((bucket, vec![(index, used, reset)])),
+                }
                 self.share(
                     charged,
                     bucket,
@@ -126,13 +130,18 @@ impl<C: Clock> Limiter<C> {
                         used,
                     },
                 );
-                if added > 0 {
-                    crate::metrics::corrected(bucket.label(), added);
-                    tracing::debug!(bucket = %bucket.label(), window = ?length, added, "server counted more than we did");
-                }
                 room = remaining > 0;
             }
             touched.push((bucket, index, room));
+        }
+        // A bucket's windows together: units a long window counts beyond a
+        // shorter one's left before it, and must not fill it.
+        for (bucket, c) in counts {
+            let added = bucket.raise_used_together(&c, sent);
+            if added > 0 {
+                crate::metrics::corrected(bucket.label(), added);
+                tracing::debug!(bucket = %bucket.label(), added, "server counted more than we did");
+            }
         }
         if !limited {
             return;

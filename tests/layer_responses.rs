@@ -374,3 +374,92 @@ async fn absolute_resets_are_read_on_the_servers_clock() {
         "blocked for {blocked:?}; trusting the local clock would say 40 s"
     );
 }
+
+/// A response that reports a minute, an hour and a day at once (the IETF
+/// fields) where the day's usage exceeds the hour's limit: the day's older
+/// units never fill the minute or the hour, and the minute's room is sent at
+/// once. Raising each window alone, the hour was full for an hour.
+#[tokio::test(start_paused = true)]
+async fn a_days_usage_in_the_headers_leaves_the_minutes_room_to_send() {
+    let clock = TokioClock::new();
+    let lim = one_route(
+        clock.clone(),
+        tower_quota::quota::Limits::new([
+            Quota::per_minute(200),
+            Quota::per_hour(600),
+            Quota::per_day(6000),
+        ]),
+    )
+    .max_wait(tower_quota::ledger::MaxWait::Forever)
+    .margin(Duration::ZERO)
+    .build();
+    let calls = Arc::new(AtomicU32::new(0));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let inner = {
+        let (calls, sent, clock) = (calls.clone(), sent.clone(), clock.clone());
+        tower::service_fn(move |_req: Request<()>| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            if let Ok(mut s) = sent.lock() {
+                s.push(clock.now());
+            }
+            async move {
+                let mut resp = Response::builder().status(200);
+                if first {
+                    resp = resp
+                        .header(
+                            "ratelimit-policy",
+                            r#""minute";q=200;w=60, "hour";q=600;w=3600, "day";q=6000;w=86400"#,
+                        )
+                        .header(
+                            "ratelimit",
+                            r#""minute";r=190;t=50, "hour";r=500;t=3000, "day";r=3000;t=80000"#,
+                        );
+                }
+                Ok::<_, Infallible>(resp.body(()).unwrap_or_default())
+            }
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(lim.clone()))
+        .service(inner);
+    let started = clock.now();
+    let first = svc.clone().oneshot(request()).await.map(|r| r.status());
+    assert_eq!(first.ok(), Some(StatusCode::OK));
+    let bucket = lim
+        .route_bucket(&http::Method::GET, "/v1/campaigns/7")
+        .unwrap_or_else(|| panic!("route bucket"));
+    let used: Vec<u64> = bucket
+        .state(clock.now())
+        .windows
+        .iter()
+        .map(|w| w.used)
+        .collect();
+    assert_eq!(
+        used,
+        [10, 100, 3000],
+        "the server's counts, each window its own"
+    );
+    // The minute's 190 leave at once, and one more waits for the minute.
+    let tasks: Vec<_> = (0..191)
+        .map(|_| {
+            let s = svc.clone();
+            tokio::spawn(async move { s.oneshot(request()).await.map(|r| r.status()) })
+        })
+        .collect();
+    for t in tasks {
+        assert!(matches!(t.await, Ok(Ok(StatusCode::OK))));
+    }
+    let mut times = sent.lock().map(|s| s.clone()).unwrap_or_default();
+    times.sort_unstable();
+    assert_eq!(times.len(), 192);
+    let at_once = times
+        .iter()
+        .filter(|t| t.saturating_since(started) < Duration::from_secs(1))
+        .count();
+    assert_eq!(at_once, 191, "the first and the minute's 190 at once");
+    let last = times[191].saturating_since(started);
+    assert!(
+        last >= Duration::from_secs(50) && last <= Duration::from_secs(61),
+        "the 201st of the minute waits for it, not for the hour: {last:?}"
+    );
+}

@@ -47,15 +47,24 @@ fn the_documents_first_entry_is_applied_conservatively_and_only_once() {
     let as_of = Nanos::from_secs(100);
     let applied = apply_to_bucket(&bucket, &entry.windows, as_of, |_| None);
     assert!(applied.limits_changed.is_empty() && applied.skipped.is_empty());
-    // The day's 500 (the conservative reading) count in every window from
-    // `as_of`: the minute is full until one minute later.
+    // The day's 500 (the conservative reading of "consumed" and "left_over").
+    // The minute's 10 go in the log; the hour says it holds 5, fewer than the
+    // minute's 10 (the document's own numbers), so the day's other 490 left
+    // before the hour began: they count in the day only, and the minute
+    // still has 190 to give at once.
     assert_eq!(applied.units_added, 500);
     let state = bucket.state(as_of);
     assert_eq!(
         state.windows.iter().map(|w| w.used).collect::<Vec<_>>(),
-        [500, 500, 500]
+        [10, 10, 500]
     );
-    assert_eq!(state.next_departure, as_of + Duration::from_secs(60));
+    assert_eq!(state.next_departure, as_of);
+    assert_eq!(bucket.earliest_departure(190, as_of), Ok(as_of));
+    assert_eq!(
+        bucket.earliest_departure(191, as_of),
+        Ok(as_of + Duration::from_secs(60)),
+        "the minute's own 10 free a minute after the body"
+    );
     // The same body again, later: the server's units are already counted.
     let again = apply_to_bucket(
         &bucket,

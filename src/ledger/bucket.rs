@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::head::{Head, HeadCell};
+use super::held::Held;
 use super::learned::Learned;
 use super::pacer::Pacer;
 use super::refusal::Refusal;
@@ -110,6 +111,9 @@ pub struct Bucket {
     /// Per window, the lateness a shared store was last told of (made on
     /// first use: only a limiter with a store tells one).
     told: OnceLock<Box<[Widening]>>,
+    /// Per window, units a correction holds beside the log (`held.rs`), made
+    /// on first use; decisions read them only before `Hot::held_until`.
+    pub(super) held: OnceLock<Box<[Held]>>,
     /// What the server taught this bucket (response path only; decisions
     /// never touch it).
     pub(super) learned: Mutex<Learned>,
@@ -135,6 +139,9 @@ struct Hot {
     /// The longest window, margin included: a unit leaves every window by
     /// then (unless slow responses widened one).
     longest: u64,
+    /// No window holds units beside its log (`held.rs`) at or after this
+    /// instant: before it, decisions look at the holds (0: none ever).
+    held_until: AtomicU64,
     windows: Windows,
     /// Alone on the third line.
     head: HeadCell,
@@ -152,6 +159,7 @@ impl Bucket {
                 blocked_until: AtomicU64::new(0),
                 has_fixed: windows.iter().any(Window::is_fixed),
                 longest: windows.iter().map(Window::length).max().unwrap_or(0),
+                held_until: AtomicU64::new(0),
                 pacer: limits.pacing().map(|p| Box::new(Pacer::new(p))),
                 sealed: AtomicBool::new(false),
                 windows: Windows::from(windows),
@@ -162,6 +170,7 @@ impl Bucket {
             learned: Mutex::new(Learned::default()),
             vacancies: OnceLock::new(),
             told: OnceLock::new(),
+            held: OnceLock::new(),
         }
     }
 
@@ -212,12 +221,17 @@ impl Bucket {
         // for a window (most keys of a keyed scope, most of the time) decides
         // without touching it.
         let idle = s.head.last.saturating_add(self.hot.longest) <= d;
-        for w in self.hot.windows.iter() {
+        let holds = d < self.hot.held_until.load(Ordering::Acquire);
+        for (i, w) in self.hot.windows.iter().enumerate() {
             let limit = u64::from(w.limit());
             if cost > limit {
                 return Err(self.too_costly(cost, limit));
             }
-            d = w.earliest_within(limit, s.head, cost, d, idle);
+            d = if holds {
+                self.earliest_held(i, w, limit, s, cost, d, idle)
+            } else {
+                w.earliest_within(limit, s.head, cost, d, idle)
+            };
         }
         if self.hot.has_fixed {
             d = self.settle_fixed(s, cost, d, idle);
@@ -231,13 +245,70 @@ impl Bucket {
     fn settle_fixed(&self, s: &Snapshot, cost: u64, mut d: u64, idle: bool) -> u64 {
         loop {
             let before = d;
-            for w in self.hot.windows.iter() {
-                d = w.earliest_within(u64::from(w.limit()), s.head, cost, d, idle);
+            let holds = d < self.hot.held_until.load(Ordering::Acquire);
+            for (i, w) in self.hot.windows.iter().enumerate() {
+                let limit = u64::from(w.limit());
+                d = if holds {
+                    self.earliest_held(i, w, limit, s, cost, d, idle)
+                } else {
+                    w.earliest_within(limit, s.head, cost, d, idle)
+                };
             }
             if d == before {
                 return d;
             }
         }
+    }
+
+    /// [`Window::earliest_within`] for window `i` while the bucket holds
+    /// units beside its log (`held.rs`): before their deadline the window
+    /// has that much less room; from it on, all of its limit.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn earliest_held(
+        &self,
+        i: usize,
+        w: &Window,
+        limit: u64,
+        s: &Snapshot,
+        cost: u64,
+        d: u64,
+        idle: bool,
+    ) -> u64 {
+        let (held, until) = self.held_at(i, d);
+        if held == 0 {
+            return w.earliest_within(limit, s.head, cost, d, idle);
+        }
+        if let Some(room) = limit.checked_sub(held).filter(|room| *room >= cost) {
+            let a = w.earliest_within(room, s.head, cost, d, idle);
+            if a < until {
+                return a;
+            }
+        }
+        w.earliest_within(limit, s.head, cost, d.max(until), idle)
+    }
+
+    /// The units window `i` holds beside its log at `d`, and until when.
+    pub(super) fn held_at(&self, i: usize, d: u64) -> (u64, u64) {
+        self.held
+            .get()
+            .and_then(|h| h.get(i))
+            .map_or((0, 0), |h| h.at(d))
+    }
+
+    /// Holds `units` in window `i` beside its log until `until` (see
+    /// `held.rs`); `false` (nothing changed) if they do not fit the word.
+    pub(super) fn hold(&self, i: usize, units: u64, until: u64, now: u64) -> bool {
+        let held = self
+            .held
+            .get_or_init(|| self.hot.windows.iter().map(|_| Held::default()).collect());
+        let Some(deadline) = held.get(i).and_then(|h| h.add(units, until, now)) else {
+            return false;
+        };
+        // After the hold: a decision that reads the new deadline finds it.
+        self.hot.held_until.fetch_max(deadline, Ordering::AcqRel);
+        true
     }
 
     #[cold]
@@ -645,14 +716,24 @@ impl Bucket {
             .hot
             .windows
             .iter()
-            .map(|w| {
+            .enumerate()
+            .map(|(i, w)| {
                 let reserved = w.units_from(now_ns + 1, s.head);
                 let opened = w.units_from(w.opens(now_ns), s.head);
-                let used = opened.saturating_sub(reserved);
-                let frees_at = (used > 0).then(|| {
+                let logged = opened.saturating_sub(reserved);
+                let frees_at = (logged > 0).then(|| {
                     let oldest = s.head.units.saturating_sub(opened);
-                    Nanos::new(w.frees(w.time_of(oldest, s.head)))
+                    w.frees(w.time_of(oldest, s.head))
                 });
+                // Units held beside the log count as used until they free.
+                let (held, until) = self.held_at(i, now_ns);
+                let frees_at = match (frees_at, held > 0) {
+                    (Some(f), true) => Some(f.min(until)),
+                    (None, true) => Some(until),
+                    (f, false) => f,
+                };
+                let used = logged + held;
+                let frees_at = frees_at.map(Nanos::new);
                 WindowState {
                     limit: w.limit(),
                     window: Duration::from_nanos(w.length()),
@@ -690,6 +771,8 @@ impl Bucket {
             // A late response's units may still count at the server after
             // the ring says they left: kept until the widening ends.
             && self.hot.windows.iter().all(|w| w.widened_at(now).is_none())
+            // Units a correction holds beside the log count until their deadline.
+            && self.hot.held_until.load(Ordering::Acquire) <= now
     }
 
     /// Marks an idle bucket as evicted; `None` if it was used meanwhile, else

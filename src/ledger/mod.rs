@@ -24,6 +24,7 @@
 mod bucket;
 mod decision;
 mod head;
+mod held;
 mod keyed;
 mod learned;
 mod pacer;
@@ -41,5 +42,6 @@ mod windows;
 pub use bucket::{Bucket, BucketState, WindowState};
 pub use decision::{acquire, acquire_from, Grant, MaxWait, MAX_BUCKETS};
 pub use keyed::KeyedBuckets;
+pub use learned::WindowCount;
 pub use refusal::Refusal;
 pub use reservation::Reservation;

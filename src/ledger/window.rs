@@ -270,6 +270,20 @@ impl Window {
         }
     }
 
+    /// The earliest instant a unit may have left and still count at `t`: the
+    /// window's first instant for a sliding one; for a fixed one, the margin
+    /// before its aligned start. Before the timeline's 0 if need be: early on,
+    /// an hour and a day both reach back past 0, by different lengths.
+    pub(crate) fn counts_from(&self, t: u64) -> i128 {
+        match self.anchor() {
+            None => i128::from(t) - i128::from(self.window) + 1,
+            Some(anchor) => {
+                let p = self.period();
+                i128::from(end_of(t, anchor, p)) - i128::from(p) - i128::from(self.margin)
+            }
+        }
+    }
+
     /// When the window that contains `t` stops counting a unit that left at `t`.
     pub(crate) fn frees(&self, t: u64) -> u64 {
         match self.anchor() {

@@ -20,11 +20,17 @@
 //! next reset, less than a window away). Any earlier placement could free room
 //! before the server does and earn a 429.
 //!
-//! The price: the engine keeps one log per bucket, so units added for the day
-//! window also count in the minute and hour windows. A day's usage above the
-//! minute limit fills the minute window until one minute after `as_of`. When
-//! the server tells when its counts reset, pass that through `frees_at_of` and
-//! the units are placed no later than needed.
+//! The engine keeps one log per bucket, so units put in it count in every
+//! window: a day's usage put there would fill the minute and the hour windows
+//! for a minute and an hour after `as_of`. Only the shortest window's units
+//! go there. A longer window's units beyond what it then counts are older than
+//! every shorter window of the body (those would have counted them), so they
+//! are held beside the log in the windows that reach back that far, and no
+//! shorter window sees them ([`Bucket::raise_used_together`]). "Minute 10 of
+//! 200, hour 100 of 600, day 3,000 of 6,000" leaves 190 requests to send at
+//! once. When the server tells when its counts reset, pass that through
+//! `frees_at_of`: the shortest window's units are then placed no later than
+//! needed.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -101,10 +107,11 @@ pub enum SkipReason {
 /// shortest one at most 10 % longer (a longer window under the same limit is
 /// tighter); a seed window without one is skipped and reported. A different
 /// limit replaces the bucket's (a zero limit blocks the bucket for one window
-/// instead); a used count is raised with [`Bucket::raise_used`], placing
-/// unknown times at `as_of` (see the module docs for why), or as
-/// `frees_at_of` says: the instant the window's units stop counting at the
-/// server, if known.
+/// instead); the used counts are raised together with
+/// [`Bucket::raise_used_together`]: the shortest window's units of unknown
+/// time at `as_of` (see the module docs for why), or as `frees_at_of` says
+/// (the instant the window's units stop counting at the server, if known),
+/// and a longer window's older units held where no shorter window sees them.
 ///
 /// ```
 /// use std::time::Duration;
@@ -137,8 +144,8 @@ pub fn apply_to_bucket(
     frees_at_of: impl Fn(&SeedWindow) -> Option<Nanos>,
 ) -> Applied {
     let mut applied = Applied::default();
-    // Shortest first: the units added for a short window then count as ours
-    // when a longer one is raised, and are not added twice.
+    // Shortest first, as the counts are raised below.
+    let mut counts = Vec::new();
     let mut ordered: Vec<&SeedWindow> = windows.iter().collect();
     ordered.sort_by_key(|w| w.window);
     for w in ordered {
@@ -157,13 +164,16 @@ pub fn apply_to_bucket(
             Err(_) => skip(&mut applied, bucket, w, SkipReason::LimitTooLarge),
         }
         if let Some(used) = w.used {
-            let added = bucket.raise_used(index, used, as_of, frees_at_of(w));
-            if added > 0 {
-                tracing::debug!(target: "tower_quota::seed", bucket = %bucket.label(), window = %w.name, added, "the server counted more than we did");
-            }
-            applied.units_added = applied.units_added.saturating_add(added);
+            counts.push((index, used, frees_at_of(w)));
         }
     }
+    // Together: a longer window's units beyond a shorter one's are older than
+    // it, and are held so that they never fill it (`Bucket::raise_used_together`).
+    let added = bucket.raise_used_together(&counts, as_of);
+    if added > 0 {
+        tracing::debug!(target: "tower_quota::seed", bucket = %bucket.label(), added, "the server counted more than we did");
+    }
+    applied.units_added = added;
     applied
 }
 
