@@ -118,9 +118,14 @@ impl<C: Clock> Limiter<C> {
             let mut room = false;
             if let (Some(limit), Some(remaining)) = (w.limit, w.remaining) {
                 let used = limit.saturating_sub(remaining.min(limit));
+                let count = WindowCount {
+                    window: index,
+                    used,
+                    frees_at: reset,
+                };
                 match counts.iter_mut().find(|(b, _)| Arc::ptr_eq(b, bucket)) {
-                    Some((_, c)) => c.push((index, used, reset)),
-                    None => counts.push((bucket, vec![(index, used, reset)])),
+                    Some((_, c)) => c.push(count),
+                    None => counts.push((bucket, vec![count])),
                 }
                 self.share(
                     charged,
@@ -137,7 +142,7 @@ impl<C: Clock> Limiter<C> {
         // A bucket's windows together: units a long window counts beyond a
         // shorter one's left before it, and must not fill it.
         for (bucket, c) in counts {
-            let added = bucket.raise_used_together(&c, sent);
+            let added = bucket.raise_used_together(&c, sent, received);
             if added > 0 {
                 crate::metrics::corrected(bucket.label(), added);
                 tracing::debug!(bucket = %bucket.label(), added, "server counted more than we did");

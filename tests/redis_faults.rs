@@ -124,6 +124,53 @@ async fn local_share_decides_from_its_share_and_hands_it_back_to_redis() {
     );
 }
 
+/// Two processes on one key, and Redis goes away. Each share counts its part
+/// of what they all sent (the count Redis gave with its last answer), so the
+/// two stay within the limit together even when one of them sent most of the
+/// window; counting only its own sends, the quiet one sent half the limit on
+/// top. When they sent evenly, the shares still fill the window.
+#[tokio::test]
+async fn shares_that_fail_over_together_stay_within_the_limit() {
+    let Some(mut server) = RedisServer::start("redis faults: shares within the limit") else {
+        return;
+    };
+    let two = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
+    let busy = store(&server, FaultPolicy::LocalShare { processes: two });
+    let quiet = store(&server, FaultPolicy::LocalShare { processes: two });
+    let uneven = bucket(&busy, 10);
+    let even = vec![SharedBucket::new(
+        "route",
+        busy.bucket_id("route", b"GET /even"),
+        [SharedWindow {
+            limit: 10,
+            length: Duration::from_secs(30),
+            anchor: None,
+            margin: Duration::ZERO,
+        }],
+    )];
+    assert_eq!(admit_now(&busy, &even, 2).await, (2, None));
+    assert_eq!(admit_now(&quiet, &even, 2).await, (2, None));
+    assert_eq!(admit_now(&busy, &uneven, 8).await, (8, None));
+    assert_eq!(admit_now(&quiet, &uneven, 1).await, (1, None));
+    server.stop();
+    let busy_more = admit_now(&busy, &uneven, 10).await.0;
+    let quiet_more = admit_now(&quiet, &uneven, 10).await.0;
+    assert!(
+        9 + busy_more + quiet_more <= 10,
+        "9 sent, then {busy_more} and {quiet_more} from the shares: over the limit of 10"
+    );
+    assert_eq!(busy.status().health, StoreHealth::FailingOver);
+    let (busy_even, quiet_even) = (
+        admit_now(&busy, &even, 10).await.0,
+        admit_now(&quiet, &even, 10).await.0,
+    );
+    assert_eq!(
+        (busy_even, quiet_even),
+        (3, 3),
+        "each half of the 6 left: the window fills"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_through_an_outage_completes_under_either_policy() {
     for policy in [

@@ -12,8 +12,8 @@
 //! where the server admits 190 at once.
 //!
 //! A [`Held`] keeps such units beside the log, per window: the window counts
-//! them until `until` (the last instant at which any of them can still count
-//! at the server), and shorter windows never see them. Decisions read it only
+//! them until `until` (from when none of them can still count at the server),
+//! and a window too short to count them holds none. Decisions read it only
 //! while the bucket has a hold at all (one word on the bucket's first line).
 //!
 //! The word packs the deadline in units of 2^20 ns (about 1 ms, 40 bits: 36

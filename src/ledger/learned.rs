@@ -4,18 +4,29 @@
 //! bucket (a mutex here; decisions never take it). [`Bucket::raise_used`] raises
 //! the count to the server's (DESIGN.md, contract 5) and remembers where it put
 //! the units, so that responses arriving out of order do not add the same
-//! excess twice.
+//! excess twice. [`Bucket::raise_used_together`] takes several windows' counts
+//! from one report: what a long window counts beyond a shorter one is older
+//! than it, and is held beside the log (`held.rs`) where the shorter windows
+//! do not count it.
 
 use std::collections::VecDeque;
 
 use super::bucket::{Bucket, Snapshot};
+use super::held::MAX_HELD;
 use super::window::Window;
 use crate::clock::Nanos;
 
-/// One window's count in a server's report, for
-/// [`Bucket::raise_used_together`]: the window's index, the units the server
-/// counts in it, and when they stop counting there, if the server said.
-pub type WindowCount = (usize, u64, Option<Nanos>);
+/// One window's count in a server's report, for [`Bucket::raise_used_together`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowCount {
+    /// The window's index in the bucket.
+    pub window: usize,
+    /// The units the server counts in it.
+    pub used: u64,
+    /// When they stop counting there, if the server said (as for
+    /// [`Bucket::raise_used`]).
+    pub frees_at: Option<Nanos>,
+}
 
 /// Corrections remembered per bucket.
 const RECENT_CORRECTIONS: usize = 32;
@@ -129,106 +140,131 @@ impl Bucket {
     }
 
     /// Takes the server's counts of several windows of this bucket at once,
-    /// all as of `as_of` (one usage body, or one response's headers): `(window,
-    /// used, frees_at)`, each as [`Bucket::raise_used`] takes it.
+    /// counted in one instant between `sent` and `received` (one response's
+    /// headers; a usage body read at `received`, with `sent` the same).
     ///
-    /// The shortest window's units may have left at any moment of it, so they
-    /// are raised as [`Bucket::raise_used`] does: in the log, counted by every
-    /// window. A longer window's units beyond what it then counts cannot be in
-    /// a shorter window reported here (that one would have counted them): they
-    /// left before it begins. They are held beside the log (`held.rs`) in every
-    /// window that reaches back before it, until they stop counting there at
-    /// the latest, and shorter windows never see them. So "minute 10 of 200,
-    /// hour 100 of 600, day 3,000 of 6,000" leaves room for 190 requests at
-    /// once, where raising each window alone would fill the hour for an hour.
-    /// Returns the units added.
+    /// Every count is raised as [`Bucket::raise_used`] does (from `sent`):
+    /// units of unknown time go in the log, where every window counts them for
+    /// a full window. But a longer window's units beyond a shorter one's (the
+    /// server's two counts) reached the server before the shorter window
+    /// began there, `received` at the latest: of what the longer window lacks,
+    /// up to that many are held beside the log instead (`held.rs`), in every
+    /// window that can still count them, until they stop counting at the
+    /// server at the latest; the shorter windows no longer do. So "minute 10
+    /// of 200, hour 100 of 600, day 3,000 of 6,000" leaves room for 190
+    /// requests at once, where raising each window alone fills the hour for
+    /// an hour. Returns the units added.
     ///
     /// ```
     /// use tower_quota::clock::Nanos;
-    /// use tower_quota::ledger::Bucket;
+    /// use tower_quota::ledger::{Bucket, WindowCount};
     /// use tower_quota::quota::{Limits, Quota};
     ///
     /// let b = Bucket::new("search", Limits::new([
     ///     Quota::per_minute(200), Quota::per_hour(600), Quota::per_day(6000),
     /// ]));
     /// let now = Nanos::from_secs(86_400);
-    /// let added = b.raise_used_together(&[(0, 10, None), (1, 100, None), (2, 3000, None)], now);
+    /// let count = |window, used| WindowCount { window, used, frees_at: None };
+    /// let added = b.raise_used_together(&[count(0, 10), count(1, 100), count(2, 3000)], now, now);
     /// assert_eq!(added, 3000);
     /// let used: Vec<u64> = b.state(now).windows.iter().map(|w| w.used).collect();
     /// assert_eq!(used, [10, 100, 3000]);
     /// assert_eq!(b.earliest_departure(190, now), Ok(now), "the minute's 190 at once");
     /// ```
-    pub fn raise_used_together(&self, counts: &[WindowCount], as_of: Nanos) -> u64 {
+    pub fn raise_used_together(&self, counts: &[WindowCount], sent: Nanos, received: Nanos) -> u64 {
         let windows = self.window_list();
         let mut known: Vec<WindowCount> = counts
             .iter()
             .copied()
-            .filter(|(i, _, _)| *i < windows.len())
+            .filter(|c| c.window < windows.len())
             .collect();
         // Shortest first; of two counts of one window, the larger.
-        known.sort_by_key(|&(i, used, _)| (windows[i].length(), i, std::cmp::Reverse(used)));
-        known.dedup_by_key(|(i, _, _)| *i);
-        let Some(&(first, ..)) = known.first() else {
+        known.sort_by_key(|c| {
+            (
+                windows[c.window].length(),
+                c.window,
+                std::cmp::Reverse(c.used),
+            )
+        });
+        known.dedup_by_key(|c| c.window);
+        let Some(first) = known.first() else {
             return 0;
         };
-        let now = as_of.as_u64();
-        let shortest = windows[first].length();
+        let shortest = windows[first.window].length();
+        let received = received.max(sent).as_u64();
         let mut added = 0u64;
-        // Where each window handled so far begins to count at `as_of`.
-        let mut handled: Vec<i128> = Vec::new();
-        for &(k, used, frees_at) in &known {
-            let begins = windows[k].counts_from(now);
-            let below = handled.iter().copied().filter(|&b| b > begins).min();
-            let held = match below {
-                Some(below) if windows[k].length() > shortest => {
-                    self.hold_older(k, used, below, now)
-                }
-                _ => None,
-            };
-            let units = match held {
-                Some(units) => units,
-                None => self.raise_used(k, used, as_of, frees_at),
-            };
-            added = added.saturating_add(units);
-            handled.push(begins);
+        // Each window handled so far: where it begins at the server at
+        // `received` at the latest, and the server's count in it.
+        let mut handled: Vec<(i128, u64)> = Vec::new();
+        for c in &known {
+            let w = &windows[c.window];
+            let begins = w.server_begins(received);
+            // The widest shorter window inside this one.
+            let below = handled
+                .iter()
+                .filter(|(b, _)| *b > begins)
+                .min_by_key(|(b, _)| *b)
+                .copied();
+            if let Some((below, counted_below)) = below.filter(|_| w.length() > shortest) {
+                let older = c.used.saturating_sub(counted_below);
+                let held = self.hold_older(c.window, c.used, older, below, sent.as_u64(), received);
+                added = added.saturating_add(held);
+            }
+            // The rest (all of the shortest window's) in the log.
+            added = added.saturating_add(self.raise_used(c.window, c.used, sent, c.frees_at));
+            handled.push((begins, c.used));
         }
         added
     }
 
-    /// Holds the units window `k` lacks of `used` at `now` in every window that
-    /// counts what left before `below` (where a shorter window reported with
-    /// it begins), until those units stop counting there. `None` if they do not
-    /// fit the holds (the caller puts them in the log instead).
-    fn hold_older(&self, k: usize, used: u64, below: i128, now: u64) -> Option<u64> {
+    /// Holds up to `older` of the units window `k` lacks of `used` (as of
+    /// `sent`), which reached the server before `below`, in every window that
+    /// can still count them after `received`, until they stop counting at the
+    /// server. All those windows or none: a hold that would not fit one of
+    /// them is not made (the caller puts the units in the log). Returns the
+    /// units held.
+    fn hold_older(
+        &self,
+        k: usize,
+        used: u64,
+        older: u64,
+        below: i128,
+        sent: u64,
+        received: u64,
+    ) -> u64 {
         let windows = self.window_list();
-        let w = windows.get(k)?;
-        let learned = self.learned.lock().ok()?;
+        let Some(w) = windows.get(k) else {
+            return 0;
+        };
+        // Under the lock: corrections one at a time, holds written by no one else.
+        let Ok(learned) = self.learned.lock() else {
+            return 0;
+        };
         let s = self.snapshot();
         if s.head.is_evicted() {
-            return Some(0);
+            return 0;
         }
-        let excess = trusted(w, used).saturating_sub(self.counted(k, &s, now, &learned));
-        if excess == 0 {
-            return Some(0);
+        let excess = trusted(w, used).saturating_sub(self.counted(k, &s, sent, &learned));
+        let units = excess.min(older);
+        if units == 0 {
+            return 0;
         }
-        // Every unit held left before `below`: a window counts it until it
-        // frees a unit that left just before then. A fixed window reckons
-        // from 0 if that is before the timeline began (later: the safe side).
-        let left_by = below - 1;
-        for (u, win) in windows.iter().enumerate() {
-            if win.counts_from(now) >= below {
-                continue; // it counts nothing that left before `below`
-            }
-            let until = if win.is_fixed() {
-                win.frees(u64::try_from(left_by).unwrap_or(0))
-            } else {
-                u64::try_from(left_by + i128::from(win.length())).unwrap_or(0)
-            };
-            if until > now && !self.hold(u, excess, until, now) {
-                return None;
-            }
+        let targets: Vec<(usize, u64)> = windows
+            .iter()
+            .enumerate()
+            .map(|(u, win)| (u, win.server_frees(below - 1)))
+            .filter(|&(_, until)| until > received)
+            .collect();
+        if targets
+            .iter()
+            .any(|&(u, _)| self.held_at(u, received).0.saturating_add(units) > MAX_HELD)
+        {
+            return 0;
         }
-        Some(excess)
+        for (u, until) in targets {
+            self.hold(u, units, until, received);
+        }
+        units
     }
 }
 

@@ -270,17 +270,26 @@ impl Window {
         }
     }
 
-    /// The earliest instant a unit may have left and still count at `t`: the
-    /// window's first instant for a sliding one; for a fixed one, the margin
-    /// before its aligned start. Before the timeline's 0 if need be: early on,
-    /// an hour and a day both reach back past 0, by different lengths.
-    pub(crate) fn counts_from(&self, t: u64) -> i128 {
+    /// Where the server's window (this one without the margin) that counts
+    /// at `t` begins: its first instant for a sliding one, its period's start
+    /// for a fixed one. Before the timeline's 0 if need be: early on, an hour
+    /// and a day both reach back past 0, by different lengths.
+    pub(crate) fn server_begins(&self, t: u64) -> i128 {
+        let p = self.period();
         match self.anchor() {
-            None => i128::from(t) - i128::from(self.window) + 1,
-            Some(anchor) => {
-                let p = self.period();
-                i128::from(end_of(t, anchor, p)) - i128::from(p) - i128::from(self.margin)
-            }
+            None => i128::from(t) - i128::from(p) + 1,
+            Some(anchor) => i128::from(end_of(t, anchor, p)) - i128::from(p),
+        }
+    }
+
+    /// When the server's window stops counting, at the latest, a unit that
+    /// reached it at `t`: a fixed window reckons from 0 if `t` is before the
+    /// timeline began (later: the safe side).
+    pub(crate) fn server_frees(&self, t: i128) -> u64 {
+        let p = self.period();
+        match self.anchor() {
+            None => u64::try_from(t + i128::from(p)).unwrap_or(0),
+            Some(anchor) => end_of(u64::try_from(t).unwrap_or(0), anchor, p),
         }
     }
 

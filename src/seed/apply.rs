@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use super::model::SeedWindow;
 use crate::clock::Nanos;
-use crate::ledger::Bucket;
+use crate::ledger::{Bucket, WindowCount};
 
 /// What [`apply_to_bucket`] changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -164,12 +164,16 @@ pub fn apply_to_bucket(
             Err(_) => skip(&mut applied, bucket, w, SkipReason::LimitTooLarge),
         }
         if let Some(used) = w.used {
-            counts.push((index, used, frees_at_of(w)));
+            counts.push(WindowCount {
+                window: index,
+                used,
+                frees_at: frees_at_of(w),
+            });
         }
     }
     // Together: a longer window's units beyond a shorter one's are older than
     // it, and are held so that they never fill it (`Bucket::raise_used_together`).
-    let added = bucket.raise_used_together(&counts, as_of);
+    let added = bucket.raise_used_together(&counts, as_of, as_of);
     if added > 0 {
         tracing::debug!(target: "tower_quota::seed", bucket = %bucket.label(), added, "the server counted more than we did");
     }

@@ -33,6 +33,10 @@
 -- Replies, always {code, number, string}: {0, wait_us, deferred_mask} admitted
 -- (wait 0) or reserved; {1, wait_us, bucket} would wait too long;
 -- {2, limit, bucket} the cost can never fit; {3, 0, ''} done (corrections).
+-- An admission (wait 0, from "acquire" or "depart") appends '|' and what
+-- every window counts then, all processes together (reservations ahead
+-- included): "c,c,c;c" for buckets 1 and 2. The client keeps its fault
+-- policy's share in step with it.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -130,6 +134,26 @@ local function earliest(win, units)
   return d
 end
 
+-- What every window of every bucket counts at now (see "Replies").
+local function counts()
+  local out = {}
+  for b, bucket in ipairs(buckets) do
+    local per = {}
+    for w, win in ipairs(bucket.windows) do
+      local late = late_at(win, now)
+      local from
+      if win.anchor < 0 then
+        from = '(' .. (now - win.len - late)
+      else
+        from = start_of(win, now) - win.margin - late
+      end
+      per[w] = redis.call('ZCOUNT', win.key, from, '+inf')
+    end
+    out[b] = table.concat(per, ',')
+  end
+  return '|' .. table.concat(out, ';')
+end
+
 local function bucket_earliest(bucket, units)
   local d = now
   local blocked = redis.call('HGET', bucket.meta, 'block')
@@ -200,6 +224,7 @@ local function decide(which)
       mask = mask .. '1'
     end
   end
+  if wait == 0 then mask = mask .. counts() end
   return { 0, wait, mask }
 end
 
@@ -238,7 +263,7 @@ elseif op == 'depart' then
     for _, bucket in ipairs(buckets) do
       if bucket.flag == 2 then charge(bucket, now) end
     end
-    return { 0, 0, '' }
+    return { 0, 0, counts() }
   end
   for _, bucket in ipairs(buckets) do
     if bucket.flag == 1 then release(bucket) end

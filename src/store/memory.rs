@@ -3,14 +3,14 @@
 //! A [`RedisStore`](crate::store::RedisStore) keeps one of these as its
 //! fallback: with a share of `1/k` of each limit, `k` processes that all fall
 //! back stay within the limit together. It also mirrors what the process sent
-//! through the shared store, so that on failing over its share already counts
-//! the process's own recent departures.
+//! through the shared store, and its part of what the store counted for all
+//! processes, so that on failing over its share already counts both.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, ClockOffset, TokioClock};
-use crate::ledger::{acquire, Bucket, Grant, MaxWait, Refusal, Reservation};
+use crate::clock::{Clock, ClockOffset, Nanos, TokioClock};
+use crate::ledger::{acquire, Bucket, Grant, MaxWait, Refusal, Reservation, WindowCount};
 use crate::quota::{Limits, Quota};
 use crate::store::health::HealthCell;
 use crate::store::{
@@ -29,6 +29,9 @@ pub struct MemoryStore {
     health: HealthCell,
     /// Names buckets within this process (a per-process random seed).
     ids: foldhash::quality::RandomState,
+    /// Per bucket, its share of what a shared store last counted, per window,
+    /// and when (see [`MemoryStore::mirror`]); at most `cap` of them.
+    told: papaya::HashMap<Arc<str>, (Box<[WindowCount]>, Nanos), foldhash::fast::RandomState>,
 }
 
 impl Default for MemoryStore {
@@ -55,6 +58,9 @@ impl MemoryStore {
             clock: TokioClock::new(),
             health: HealthCell::new(),
             ids: foldhash::quality::RandomState::default(),
+            told: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
         }
     }
 
@@ -111,6 +117,7 @@ impl MemoryStore {
         max_wait: Option<Duration>,
     ) -> Result<StoreGrant, Refusal> {
         let local = self.buckets_of(buckets)?;
+        self.catch_up(buckets, &local);
         let now = self.clock.now();
         let max_wait = max_wait.map_or(MaxWait::Forever, MaxWait::Up);
         self.health
@@ -127,12 +134,57 @@ impl MemoryStore {
     }
 
     /// Counts a departure the shared store admitted, where it fits: on failing
-    /// over, the share then starts from what this process already sent.
+    /// over, the share then starts from what this process already sent. Keeps
+    /// each window's share of what the shared store counts for all processes
+    /// (`counts`, per bucket and window, if it said), to raise the share's
+    /// count to when it next decides ([`MemoryStore::catch_up`]).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn mirror(&self, buckets: &[SharedBucket], cost: u32) {
-        if let Ok(local) = self.buckets_of(buckets) {
-            for b in &local {
-                let _ = acquire(&[b], cost, self.clock.now(), MaxWait::Never);
+    pub(crate) fn mirror(&self, buckets: &[SharedBucket], cost: u32, counts: &[Vec<Option<u64>>]) {
+        let Ok(local) = self.buckets_of(buckets) else {
+            return;
+        };
+        let now = self.clock.now();
+        let told = self.told.pin();
+        for (i, b) in local.iter().enumerate() {
+            let _ = acquire(&[b], cost, now, MaxWait::Never);
+            let Some(counts) = counts.get(i) else {
+                continue;
+            };
+            let share = u64::from(self.share);
+            let ours: Box<[WindowCount]> = counts
+                .iter()
+                .enumerate()
+                .filter_map(|(window, n)| {
+                    n.map(|n| WindowCount {
+                        window,
+                        used: n.div_ceil(share),
+                        frees_at: None,
+                    })
+                })
+                .collect();
+            let id = &buckets[i].id;
+            if told.len() < self.cap || told.contains_key(id) {
+                told.insert(id.clone(), (ours, now));
+            }
+        }
+    }
+
+    /// Before the share decides for `shared`: raises each window to its share
+    /// of what the shared store last counted for all processes, once. With `k`
+    /// processes that each hold `1/k` of a limit `L`, one told that `U` are in
+    /// use keeps at most `(L - U) / k` to send (or less, if it sent more than
+    /// `U / k` itself), so the `k` shares together stay within `L`, but for
+    /// what the others sent after its last answer. Raised together, so that a
+    /// long window's count fills no shorter one
+    /// ([`Bucket::raise_used_together`]), as of the answer's time.
+    fn catch_up(&self, shared: &[SharedBucket], local: &[Arc<Bucket>]) {
+        if self.told.is_empty() {
+            return;
+        }
+        let told = self.told.pin();
+        for (s, b) in shared.iter().zip(local) {
+            if let Some((counts, at)) = told.remove(&s.id) {
+                b.raise_used_together(counts, *at, *at);
             }
         }
     }

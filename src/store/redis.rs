@@ -36,10 +36,15 @@ pub enum FaultPolicy {
     /// Refuse requests with [`Refusal::StoreUnavailable`]: never risk a 429.
     FailClosed,
     /// Decide from `1/processes` of each limit in this process, and go back to
-    /// Redis when it answers again. `processes` processes that all fail over
-    /// stay within the limit together from one window after the failure on; in
-    /// the window the failure starts in, each process's share counts what it
-    /// sent itself but not what the others sent.
+    /// Redis when it answers again. Every admission from Redis comes with what
+    /// each window counts for all processes, and the share counts no less than
+    /// its part of that (besides what this process sent itself): `processes`
+    /// processes that all fail over stay within the limit together, even when
+    /// one of them had sent most of the window, but for what the others sent
+    /// after a process's last answer from Redis (at most what was in flight
+    /// when it failed). A share that counted `U` of a limit `L` keeps `(L -
+    /// U) / processes` to send until its units free: conservative, since it
+    /// reckons the count's units to have left when Redis last answered.
     LocalShare {
         /// How many processes share the allowance.
         processes: NonZeroU32,
@@ -523,7 +528,13 @@ async fn decide(
     };
     match code {
         0 if n <= 0 => {
-            inner.share.mirror(&buckets, cost);
+            // The share counts what this process sent and, with a local
+            // share to fail over to, learns its part of what all sent.
+            let counts = match inner.policy {
+                FaultPolicy::LocalShare { .. } => counts_of(&s),
+                FaultPolicy::FailClosed => Vec::new(),
+            };
+            inner.share.mirror(&buckets, cost, &counts);
             Ok(StoreGrant::Now)
         }
         0 => {
@@ -553,6 +564,19 @@ async fn decide(
             limit: n.unsigned_abs(),
         }),
     }
+}
+
+/// What the script says every window counts, all processes together, after
+/// an admission (`|c,c;c`: per bucket, per window); `None` where a number
+/// does not parse, nothing without the `|`.
+fn counts_of(reply: &str) -> Vec<Vec<Option<u64>>> {
+    let Some((_, counts)) = reply.split_once('|') else {
+        return Vec::new();
+    };
+    counts
+        .split(';')
+        .map(|b| b.split(',').map(|n| n.trim().parse().ok()).collect())
+        .collect()
 }
 
 /// 10 for the request's own buckets (an account's, an API key's), which a
@@ -702,6 +726,21 @@ mod tests {
         assert!(!room_for_correction(2047, 4096));
         assert!(!room_for_correction(0, 1));
         assert!(room_for_correction(1, 1));
+    }
+
+    #[test]
+    fn counts_after_an_admission_are_read_per_bucket_and_window() {
+        assert_eq!(
+            counts_of("01|3,40,500;7"),
+            vec![vec![Some(3), Some(40), Some(500)], vec![Some(7)]]
+        );
+        assert_eq!(counts_of("|"), vec![vec![None]]);
+        assert_eq!(counts_of("0"), Vec::<Vec<Option<u64>>>::new());
+        // Untrusted: junk reads as unknown, never as a number or a panic.
+        assert_eq!(
+            counts_of("|x,-1,18446744073709551616;;9"),
+            vec![vec![None, None, None], vec![None], vec![Some(9)]]
+        );
     }
 
     #[test]
