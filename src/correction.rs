@@ -127,14 +127,6 @@ impl<C: Clock> Limiter<C> {
                     Some((_, c)) => c.push(count),
                     None => counts.push((bucket, vec![count])),
                 }
-                self.share(
-                    charged,
-                    bucket,
-                    Correction::Used {
-                        window: index,
-                        used,
-                    },
-                );
                 room = remaining > 0;
             }
             touched.push((bucket, index, room));
@@ -142,6 +134,10 @@ impl<C: Clock> Limiter<C> {
         // A bucket's windows together: units a long window counts beyond a
         // shorter one's left before it, and must not fill it.
         for (bucket, c) in counts {
+            if let (Some(store), Some(shared)) = (&self.shared, charged.shared_of(bucket)) {
+                let used: Vec<(usize, u64)> = c.iter().map(|c| (c.window, c.used)).collect();
+                store.correct_used(shared, &used);
+            }
             let added = bucket.raise_used_together(&c, sent, received);
             if added > 0 {
                 crate::metrics::corrected(bucket.label(), added);

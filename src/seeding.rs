@@ -368,15 +368,9 @@ impl<C: Clock> Limiter<C> {
         }
         if row.applied.units_added > 0 {
             let state = bucket.state(self.clock().now());
-            for (window, w) in state.windows.iter().enumerate() {
-                store.correct(
-                    &shared,
-                    Correction::Used {
-                        window,
-                        used: w.used,
-                    },
-                );
-            }
+            let used: Vec<(usize, u64)> =
+                state.windows.iter().map(|w| w.used).enumerate().collect();
+            store.correct_used(&shared, &used);
         }
         if let Some(until) = row.applied.blocked_until {
             let duration = until.saturating_since(self.clock().now());

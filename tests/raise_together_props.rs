@@ -10,8 +10,9 @@
 //! Other clients' requests arrive at random times; ours leave when the engine
 //! says (at once, or at a reserved departure), and arrive as they leave. The
 //! report rides on one of our requests: the server counts when it arrives,
-//! and the response comes back a few ms later (slow enough, often, to widen
-//! the windows). A second report may follow.
+//! and the response comes back later (slow enough, often, to widen the
+//! windows), while more of ours are decided, some reserved behind the
+//! report's own. More reports may follow.
 //!
 //! Margins, and counts taken later than `sent`, are the unit tests' below.
 //! In this test they would also find a gap `Bucket::raise_used` already had:
@@ -89,8 +90,11 @@ enum Step {
     /// correction itself, beside holds; see the closing note of this change).
     Ours { reserve: bool },
     /// One of ours carrying a report of the windows in `which` (a bit each),
-    /// answered `answered_ms` after it left.
-    Report { which: u8, answered_ms: u64 },
+    /// counted as it arrives; the answer comes with a later `Answer`, and
+    /// requests of ours may be decided meanwhile.
+    Report { which: u8 },
+    /// The oldest report still unanswered comes back now.
+    Answer,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -98,7 +102,8 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (0u64..6).prop_map(Step::Pass),
         4 => Just(Step::Other),
         4 => any::<bool>().prop_map(|reserve| Step::Ours { reserve }),
-        1 => (1u8..8, 0u64..=6).prop_map(|(which, answered_ms)| Step::Report { which, answered_ms }),
+        1 => (1u8..8).prop_map(|which| Step::Report { which }),
+        1 => Just(Step::Answer),
     ]
 }
 
@@ -113,30 +118,28 @@ fn case() -> impl Strategy<Value = (Vec<Win>, Vec<Step>)> {
 #[derive(Default)]
 struct Server {
     admitted: Vec<u64>,
-    /// (arrival, decided after a report)
-    on_the_way: Vec<(u64, bool)>,
+    /// (arrival, the windows reported to the engine when it decided it)
+    on_the_way: Vec<(u64, u8)>,
 }
 
 impl Server {
     /// Lets everything that arrives up to `t` arrive, in order. A request of
-    /// ours decided after a report must find room in every `checked` window;
-    /// `false` if one decided before found none (a 429 the layer would act
-    /// on, which this test does not model: the case ends there).
-    fn arrive_until(&mut self, t: u64, windows: &[Win], checked: u8) -> bool {
+    /// ours must find room in every window reported to the engine before it
+    /// was decided; `false` if one found none in another window (a 429 the
+    /// layer would act on, which this test does not model: the case ends).
+    fn arrive_until(&mut self, t: u64, windows: &[Win]) -> bool {
         self.on_the_way.sort_unstable();
         while let Some(&(a, informed)) = self.on_the_way.first().filter(|(a, _)| *a <= t) {
             self.on_the_way.remove(0);
-            if informed {
-                for (i, w) in windows.iter().enumerate() {
-                    if checked & (1 << i) != 0 {
-                        let n = w.count(&self.admitted, a);
-                        assert!(
-                            n < u64::from(w.limit),
-                            "ours arrived at {a} and found window {i} ({w:?}) full at the server \
-                             ({n}); admitted: {:?}",
-                            self.admitted
-                        );
-                    }
+            for (i, w) in windows.iter().enumerate() {
+                if informed & (1 << i) != 0 {
+                    let n = w.count(&self.admitted, a);
+                    assert!(
+                        n < u64::from(w.limit),
+                        "ours arrived at {a} and found window {i} ({w:?}) full at the server \
+                         ({n}); admitted: {:?}",
+                        self.admitted
+                    );
                 }
             }
             if !self.has_room(a, windows, 0) {
@@ -176,6 +179,8 @@ fn run(windows: &[Win], steps: &[Step]) {
     let mut server = Server::default();
     let mut now = 0u64;
     let mut checked = 0u8;
+    let mut others_stopped = false;
+    let mut unanswered: Vec<(u64, u8, Vec<WindowCount>)> = Vec::new();
     // Leaves when the engine says; `None` if it would wait and may not.
     let decide = |now: u64, reserve: bool| -> Option<u64> {
         let wait = if reserve {
@@ -197,53 +202,60 @@ fn run(windows: &[Win], steps: &[Step]) {
         match *step {
             Step::Pass(ms) => now += ms * MS,
             Step::Other => {
-                if !server.arrive_until(now, windows, checked) {
+                if !server.arrive_until(now, windows) {
                     return;
                 }
-                // Other clients stop at the first report: after it, nothing
-                // the engine could know of.
-                if checked == 0 {
+                if !others_stopped {
                     server.other(now, windows);
                 }
             }
             Step::Ours { reserve } => {
                 if let Some(d) = decide(now, reserve) {
-                    server.on_the_way.push((d, checked != 0));
+                    server.on_the_way.push((d, checked));
                 }
             }
-            Step::Report { which, answered_ms } => {
+            Step::Report { which } => {
                 let which = which & ((1 << windows.len()) - 1);
                 let Some(sent) = decide(now, true) else {
                     continue;
                 };
-                let counted = sent;
-                let received = counted + answered_ms * MS;
-                if !server.arrive_until(counted, windows, checked)
-                    || !server.has_room(counted, windows, 0)
-                {
+                if !server.arrive_until(sent, windows) || !server.has_room(sent, windows, 0) {
                     return;
                 }
                 // The report's own request, as the server counts it.
-                server.admitted.push(counted);
+                server.admitted.push(sent);
                 let counts: Vec<WindowCount> = windows
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| which & (1 << i) != 0)
                     .map(|(i, w)| WindowCount {
                         window: i,
-                        used: w.count(&server.admitted, counted),
+                        used: w.count(&server.admitted, sent),
                         frees_at: None,
                     })
                     .collect();
+                unanswered.push((sent, which, counts));
+                // Nothing the engine could know of after it.
+                others_stopped = true;
+                // What is decided after it, is so later: in a tie of one
+                // instant `raise_used` takes a unit as counted (a clock
+                // coarser than the decisions would need `sent` taken before
+                // the request's own decision).
+                now = now.max(sent + 1);
+            }
+            Step::Answer => {
+                if unanswered.is_empty() {
+                    continue;
+                }
+                let (sent, which, counts) = unanswered.remove(0);
                 // What the layer does with a response: latency, then counts.
-                bucket.note_latency(Nanos::new(sent), Nanos::new(received));
-                bucket.raise_used_together(&counts, Nanos::new(sent), Nanos::new(received));
+                bucket.note_latency(Nanos::new(sent), Nanos::new(now));
+                bucket.raise_used_together(&counts, Nanos::new(sent), Nanos::new(now));
                 checked |= which;
-                now = now.max(received);
             }
         }
     }
-    let _ = server.arrive_until(u64::MAX, windows, checked);
+    let _ = server.arrive_until(u64::MAX, windows);
 }
 
 proptest! {

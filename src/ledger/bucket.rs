@@ -107,7 +107,7 @@ pub struct Bucket {
     label: Arc<str>,
     observed: AtomicU64,
     blocks: AtomicU64,
-    vacancies: OnceLock<papaya::HashMap<u64, Claim>>,
+    vacancies: OnceLock<Box<papaya::HashMap<u64, Claim>>>,
     /// Per window, the lateness a shared store was last told of (made on
     /// first use: only a limiter with a store tells one).
     told: OnceLock<Box<[Widening]>>,
@@ -436,7 +436,7 @@ impl Bucket {
             return;
         }
         let end = claim.end();
-        let vacancies = self.vacancies.get_or_init(papaya::HashMap::new);
+        let vacancies = self.vacancies.get_or_init(Box::default);
         vacancies.pin().insert(end, claim);
         // The claims after this one may all have popped while we registered.
         fence(Ordering::SeqCst);

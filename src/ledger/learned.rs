@@ -194,40 +194,66 @@ impl Bucket {
         let received = received.max(sent).as_u64();
         let mut added = 0u64;
         // Each window handled so far: where it begins at the server at
-        // `received` at the latest, and the server's count in it.
-        let mut handled: Vec<(i128, u64)> = Vec::new();
+        // `received` at the latest, the server's count in it, and what it
+        // still lacks of that once raised (units `raise_used` could not
+        // place, behind reservations that already reach past them).
+        let mut handled: Vec<(i128, u64, u64)> = Vec::new();
         for c in &known {
             let w = &windows[c.window];
             let begins = w.server_begins(received);
             // The widest shorter window inside this one.
             let below = handled
                 .iter()
-                .filter(|(b, _)| *b > begins)
-                .min_by_key(|(b, _)| *b)
+                .filter(|(b, _, _)| *b > begins)
+                .min_by_key(|(b, _, _)| *b)
                 .copied();
-            if let Some((below, counted_below)) = below.filter(|_| w.length() > shortest) {
+            if let Some((below, counted_below, lacking)) = below.filter(|_| w.length() > shortest) {
                 let older = c.used.saturating_sub(counted_below);
-                let held = self.hold_older(c.window, c.used, older, below, sent.as_u64(), received);
+                let held = self.hold_older(
+                    c.window,
+                    c.used,
+                    older,
+                    lacking,
+                    below,
+                    sent.as_u64(),
+                    received,
+                );
                 added = added.saturating_add(held);
             }
             // The rest (all of the shortest window's) in the log.
             added = added.saturating_add(self.raise_used(c.window, c.used, sent, c.frees_at));
-            handled.push((begins, c.used));
+            handled.push((
+                begins,
+                c.used,
+                self.lacking(c.window, c.used, sent.as_u64()),
+            ));
         }
         added
+    }
+
+    /// What window `index` still lacks of the server's `used` as of `as_of`.
+    fn lacking(&self, index: usize, used: u64, as_of: u64) -> u64 {
+        let (Some(w), Ok(learned)) = (self.window_list().get(index), self.learned.lock()) else {
+            return 0;
+        };
+        let s = self.snapshot();
+        trusted(w, used).saturating_sub(self.counted(index, &s, as_of, &learned))
     }
 
     /// Holds up to `older` of the units window `k` lacks of `used` (as of
     /// `sent`), which reached the server before `below`, in every window that
     /// can still count them after `received`, until they stop counting at the
-    /// server. All those windows or none: a hold that would not fit one of
-    /// them is not made (the caller puts the units in the log). Returns the
-    /// units held.
+    /// server. The `lacking` units the shorter window could not place are
+    /// recent, and among them: never held. All those windows or none: a hold
+    /// that would not fit one of them is not made (the caller puts the units
+    /// in the log). Returns the units held.
+    #[allow(clippy::too_many_arguments)]
     fn hold_older(
         &self,
         k: usize,
         used: u64,
         older: u64,
+        lacking: u64,
         below: i128,
         sent: u64,
         received: u64,
@@ -245,7 +271,7 @@ impl Bucket {
             return 0;
         }
         let excess = trusted(w, used).saturating_sub(self.counted(k, &s, sent, &learned));
-        let units = excess.min(older);
+        let units = excess.saturating_sub(lacking).min(older);
         if units == 0 {
             return 0;
         }

@@ -33,14 +33,17 @@
 -- Replies, always {code, number, string}: {0, wait_us, deferred_mask} admitted
 -- (wait 0) or reserved; {1, wait_us, bucket} would wait too long;
 -- {2, limit, bucket} the cost can never fit; {3, 0, ''} done (corrections).
--- An admission (wait 0, from "acquire" or "depart") appends '|' and what
--- every window counts then, all processes together (reservations ahead
--- included): "c,c,c;c" for buckets 1 and 2. The client keeps its fault
--- policy's share in step with it.
+-- With ":counts" after the op, an admission (wait 0, from "acquire" or
+-- "depart") appends '|' and what every window counts then, all processes
+-- together (reservations ahead included): "c,c,c;c" for buckets 1 and 2. The
+-- client keeps its fault policy's share in step with it.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local op = ARGV[1]
+-- "acquire:counts", "depart:counts": also reply with what every window counts.
+local with_counts = string.sub(op, -7) == ':counts'
+if with_counts then op = string.sub(op, 1, -8) end
 local id = ARGV[2]
 local cost = tonumber(ARGV[3])
 local max_wait = tonumber(ARGV[4])
@@ -134,8 +137,9 @@ local function earliest(win, units)
   return d
 end
 
--- What every window of every bucket counts at now (see "Replies").
+-- What every window of every bucket counts at now (see "Replies"), if asked.
 local function counts()
+  if not with_counts then return '' end
   local out = {}
   for b, bucket in ipairs(buckets) do
     local per = {}

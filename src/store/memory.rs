@@ -19,6 +19,10 @@ use crate::store::{
 
 type Map = papaya::HashMap<Arc<str>, Arc<Bucket>, foldhash::fast::RandomState>;
 
+/// A bucket's share of a shared store's counts: per window, as of when, and
+/// the bucket's longest window.
+type Told = (Box<[WindowCount]>, Nanos, Duration);
+
 /// Buckets in this process's memory, named like a shared store's.
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -30,8 +34,9 @@ pub struct MemoryStore {
     /// Names buckets within this process (a per-process random seed).
     ids: foldhash::quality::RandomState,
     /// Per bucket, its share of what a shared store last counted, per window,
-    /// and when (see [`MemoryStore::mirror`]); at most `cap` of them.
-    told: papaya::HashMap<Arc<str>, (Box<[WindowCount]>, Nanos), foldhash::fast::RandomState>,
+    /// when, and its longest window (after which the counts raise nothing;
+    /// see [`MemoryStore::mirror`]); at most `cap` of them.
+    told: papaya::HashMap<Arc<str>, Told, foldhash::fast::RandomState>,
 }
 
 impl Default for MemoryStore {
@@ -163,8 +168,18 @@ impl MemoryStore {
                 })
                 .collect();
             let id = &buckets[i].id;
+            if told.len() >= self.cap && !told.contains_key(id) {
+                // Full: what can no longer raise anything makes room.
+                told.retain(|_, (_, at, longest)| *at + *longest > now);
+            }
             if told.len() < self.cap || told.contains_key(id) {
-                told.insert(id.clone(), (ours, now));
+                let longest = buckets[i]
+                    .windows
+                    .iter()
+                    .map(|w| w.length)
+                    .max()
+                    .unwrap_or_default();
+                told.insert(id.clone(), (ours, now, longest));
             }
         }
     }
@@ -183,7 +198,7 @@ impl MemoryStore {
         }
         let told = self.told.pin();
         for (s, b) in shared.iter().zip(local) {
-            if let Some((counts, at)) = told.remove(&s.id) {
+            if let Some((counts, at, _)) = told.remove(&s.id) {
                 b.raise_used_together(counts, *at, *at);
             }
         }
@@ -244,6 +259,20 @@ impl SharedStore for MemoryStore {
         }
     }
 
+    fn correct_used(&self, bucket: &SharedBucket, counts: &[(usize, u64)]) {
+        let Ok(b) = self.bucket(bucket) else { return };
+        let now = self.clock.now();
+        let counts: Vec<WindowCount> = counts
+            .iter()
+            .map(|&(window, used)| WindowCount {
+                window,
+                used,
+                frees_at: None,
+            })
+            .collect();
+        b.raise_used_together(&counts, now, now);
+    }
+
     fn status(&self) -> StoreStatus {
         self.health.status("memory")
     }
@@ -267,6 +296,36 @@ mod tests {
             margin: Duration::ZERO,
         };
         SharedBucket::new("route", store.bucket_id("route", name.as_bytes()), [window])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_share_counts_its_part_of_what_all_sent_and_forgets_it_once_stale() {
+        let store = MemoryStore::share_of(2, 2);
+        let (a, b, c) = (
+            bucket(&store, "a"),
+            bucket(&store, "b"),
+            bucket(&store, "c"),
+        );
+        let now_or_never = |x: &SharedBucket| {
+            store
+                .decide(std::slice::from_ref(x), 1, Some(Duration::ZERO))
+                .is_ok()
+        };
+        // All processes together sent 8 of 10 in `a` and in `b`; this one
+        // sent 1 of each. The map of counts is full.
+        store.mirror(std::slice::from_ref(&a), 1, &[vec![Some(8)]]);
+        store.mirror(std::slice::from_ref(&b), 1, &[vec![Some(8)]]);
+        // A window on, those counts can raise nothing, and make room for `c`'s.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        store.mirror(std::slice::from_ref(&c), 1, &[vec![Some(8)], vec![Some(1)]]);
+        // Its share (5) counts its part (4), not its own 1: one more to send.
+        assert!(now_or_never(&c));
+        assert!(!now_or_never(&c), "4 + 1 of a share of 5: `c` was told");
+        // Junk or missing counts raise nothing: its own 1, and 4 more.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let d = bucket(&store, "d");
+        store.mirror(std::slice::from_ref(&d), 1, &[vec![None]]);
+        assert_eq!((0..6).filter(|_| now_or_never(&d)).count(), 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -125,6 +125,18 @@ pub trait SharedStore: Send + Sync + std::fmt::Debug + 'static {
     /// response path never waits for the store).
     fn correct(&self, bucket: &SharedBucket, correction: Correction);
 
+    /// Shares the used counts of several windows of `bucket` from one report
+    /// (one response's headers, one usage body), as `(window, used)`. A store
+    /// that keeps a bucket's windows in one log raises them together
+    /// ([`Bucket::raise_used_together`](crate::ledger::Bucket::raise_used_together)),
+    /// so that a long window's count fills no shorter one. By default, one
+    /// [`Correction::Used`] per window.
+    fn correct_used(&self, bucket: &SharedBucket, counts: &[(usize, u64)]) {
+        for &(window, used) in counts {
+            self.correct(bucket, Correction::Used { window, used });
+        }
+    }
+
     /// Where the store stands, for the user and the report.
     fn status(&self) -> StoreStatus;
 

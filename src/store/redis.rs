@@ -42,9 +42,10 @@ pub enum FaultPolicy {
     /// processes that all fail over stay within the limit together, even when
     /// one of them had sent most of the window, but for what the others sent
     /// after a process's last answer from Redis (at most what was in flight
-    /// when it failed). A share that counted `U` of a limit `L` keeps `(L -
-    /// U) / processes` to send until its units free: conservative, since it
-    /// reckons the count's units to have left when Redis last answered.
+    /// when it failed) and for their reservations then still ahead (the share
+    /// reckons every counted unit to have left at that answer). A share that
+    /// counted `U` of a limit `L` keeps `(L - U) / processes` to send until
+    /// those units free.
     LocalShare {
         /// How many processes share the allowance.
         processes: NonZeroU32,
@@ -307,6 +308,12 @@ impl Inner {
             Op::Late(..) => "late",
         };
         let max_wait_us = max_wait.map_or(-1, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        // Only a local share to fail over to needs what all processes sent.
+        let name = match (op, self.policy) {
+            (Op::Acquire, FaultPolicy::LocalShare { .. }) => "acquire:counts",
+            (Op::Depart, FaultPolicy::LocalShare { .. }) => "depart:counts",
+            _ => name,
+        };
         inv.arg(name)
             .arg(id)
             .arg(cost)
@@ -675,6 +682,30 @@ impl SharedStore for RedisStore {
 
     fn correct(&self, bucket: &SharedBucket, correction: Correction) {
         self.0.share.correct(bucket, correction);
+        self.tell_redis(bucket, correction);
+    }
+
+    fn correct_used(&self, bucket: &SharedBucket, counts: &[(usize, u64)]) {
+        // The share keeps one log per bucket: together. Redis keeps each
+        // window apart: one at a time.
+        self.0.share.correct_used(bucket, counts);
+        for &(window, used) in counts {
+            self.tell_redis(bucket, Correction::Used { window, used });
+        }
+    }
+
+    fn status(&self) -> StoreStatus {
+        self.0.health.status("redis")
+    }
+
+    fn bucket_id(&self, scope: &str, raw: &[u8]) -> Arc<str> {
+        Arc::from(redis_key::bucket_id(&self.0.prefix, scope, raw))
+    }
+}
+
+impl RedisStore {
+    /// Sends a correction to Redis, in the background.
+    fn tell_redis(&self, bucket: &SharedBucket, correction: Correction) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -704,14 +735,6 @@ impl SharedStore for RedisStore {
                 inner.health.errors.fetch_add(1, Ordering::Relaxed);
             }
         });
-    }
-
-    fn status(&self) -> StoreStatus {
-        self.0.health.status("redis")
-    }
-
-    fn bucket_id(&self, scope: &str, raw: &[u8]) -> Arc<str> {
-        Arc::from(redis_key::bucket_id(&self.0.prefix, scope, raw))
     }
 }
 
