@@ -465,3 +465,55 @@ fn only_units_provably_older_than_the_short_window_are_held() {
         from = *arrivals.last().unwrap_or(&from);
     }
 }
+
+/// A later report's count of the older units replaces the hold an earlier
+/// one made: a count that fell frees what the server freed. (Added to it, a
+/// hold could only grow until its deadline, pushed on by every report.)
+#[test]
+fn a_later_report_that_counts_fewer_frees_the_difference() {
+    let bucket = Bucket::new(
+        "b",
+        Limits::new([Quota::per_minute(100), Quota::per_hour(300)]),
+    );
+    let t = Nanos::from_secs(7200);
+    bucket.raise_used_together(&[count(0, 0), count(1, 300)], t, t);
+    assert_eq!(bucket.earliest_departure(1, t).map(|d| d > t), Ok(true));
+    let later = t + Duration::from_secs(600);
+    bucket.raise_used_together(&[count(0, 0), count(1, 100)], later, later);
+    assert_eq!(bucket.state(later).windows[1].used, 100);
+    assert_eq!(bucket.earliest_departure(100, later), Ok(later));
+    // An older report arriving late adds what it says beyond, never less.
+    bucket.raise_used_together(&[count(0, 0), count(1, 150)], t, t);
+    assert!(bucket.state(later).windows[1].used >= 100);
+}
+
+/// A report that does not count a window leaves the hold an older report
+/// made there: it replaces holds only in the windows it counts. (Found by the
+/// property above: the second report, of the 2 ms and 3 ms windows, dropped
+/// the 20 ms window's hold of another client's request.)
+#[test]
+fn a_report_keeps_the_holds_of_windows_it_does_not_count() {
+    let w = |limit, len_ms| Win {
+        limit,
+        len_ms,
+        anchor_ms: None,
+    };
+    use Step::*;
+    run(
+        &[w(2, 2), w(8, 20), w(4, 3)],
+        &[
+            Other,
+            Pass(5),
+            Report { which: 6 },
+            Report { which: 5 },
+            Answer,
+            Answer,
+            Ours { reserve: true },
+            Ours { reserve: true },
+            Report { which: 1 },
+            Ours { reserve: false },
+            Ours { reserve: true },
+            Ours { reserve: true },
+        ],
+    );
+}

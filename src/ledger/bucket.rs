@@ -297,13 +297,14 @@ impl Bucket {
             .map_or((0, 0), |h| h.at(d))
     }
 
-    /// Holds `units` in window `i` beside its log until `until` (see
-    /// `held.rs`); `false` (nothing changed) if they do not fit the word.
-    pub(super) fn hold(&self, i: usize, units: u64, until: u64, now: u64) -> bool {
+    /// Holds `units` in window `i` beside its log until `until`, in place of
+    /// a live hold if `fresh` (see `held.rs`); `false` (nothing changed) if
+    /// they do not fit the word.
+    pub(super) fn hold(&self, i: usize, units: u64, until: u64, now: u64, fresh: bool) -> bool {
         let held = self
             .held
             .get_or_init(|| self.hot.windows.iter().map(|_| Held::default()).collect());
-        let Some(deadline) = held.get(i).and_then(|h| h.add(units, until, now)) else {
+        let Some(deadline) = held.get(i).and_then(|h| h.set(units, until, now, fresh)) else {
             return false;
         };
         // After the hold: a decision that reads the new deadline finds it.

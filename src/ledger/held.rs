@@ -51,12 +51,22 @@ impl Held {
     /// `now`; a live hold keeps the later deadline for all of them (the safe
     /// side), an expired one is replaced. Returns the deadline now in force,
     /// or `None` (and changes nothing) if the units would not fit the word.
+    #[cfg(test)]
     pub(crate) fn add(&self, units: u64, until: u64, now: u64) -> Option<u64> {
+        self.set(units, until, now, false)
+    }
+
+    /// [`Held::add`], or with `fresh` (a newer report's own count of what
+    /// the window holds) in place of a live hold whose deadline is no later:
+    /// a report that counts fewer than the last frees what the server freed.
+    pub(crate) fn set(&self, units: u64, until: u64, now: u64, fresh: bool) -> Option<u64> {
         let mut current = self.0.load(Ordering::Acquire);
         loop {
             let (old_units, old_until) = unpack(current);
             let live = current != 0 && now < old_until;
-            let (units, until) = if live {
+            // A deadline no earlier (as stored, rounded up): a newer report.
+            let replaces = fresh && unpack(pack(0, until)).1 >= old_until;
+            let (units, until) = if live && !replaces {
                 (old_units.checked_add(units)?, old_until.max(until))
             } else {
                 (units, until)
@@ -118,6 +128,19 @@ mod tests {
         // Once expired, a new hold replaces it.
         let third = h.add(5, 900 * MS, 600 * MS).unwrap_or(0);
         assert_eq!(h.at(700 * MS), (5, third));
+    }
+
+    #[test]
+    fn a_newer_report_replaces_a_live_hold_and_an_older_one_adds_to_it() {
+        let h = Held::default();
+        let first = h.add(90, 500 * MS, 0).unwrap_or(0);
+        // Newer (a later deadline): its own count, fewer units than before.
+        let newer = h.set(60, 600 * MS, 100 * MS, true).unwrap_or(0);
+        assert!(newer > first);
+        assert_eq!(h.at(100 * MS), (60, newer));
+        // Older (an earlier deadline): added, under the later deadline.
+        assert_eq!(h.set(5, 400 * MS, 100 * MS, true), Some(newer));
+        assert_eq!(h.at(100 * MS).0, 65);
     }
 
     #[test]

@@ -192,12 +192,33 @@ impl Bucket {
         };
         let shortest = windows[first.window].length();
         let received = received.max(sent).as_u64();
-        let mut added = 0u64;
+        // What each reported window counts: the report added the most any of
+        // them grew by (a hold this report's count replaced may shrink one).
+        let counts = |b: &Bucket| -> Vec<u64> {
+            let state = b.state(sent);
+            known
+                .iter()
+                .map(|c| {
+                    state
+                        .windows
+                        .get(c.window)
+                        .map_or(0, |w| w.used + w.reserved)
+                })
+                .collect()
+        };
+        let before = counts(self);
         // Each window handled so far: where it begins at the server at
         // `received` at the latest, the server's count in it, and what it
         // still lacks of that once raised (units `raise_used` could not
         // place, behind reservations that already reach past them).
         let mut handled: Vec<(i128, u64, u64)> = Vec::new();
+        // Windows whose live hold this report cannot replace: those it does
+        // not count, and those it has held units in already. The first hold
+        // of a report in a window it counts is its own count, in place of an
+        // older report's (which a window it does not count keeps).
+        let mut touched: Vec<bool> = (0..windows.len())
+            .map(|u| !known.iter().any(|c| c.window == u))
+            .collect();
         for c in &known {
             let w = &windows[c.window];
             let begins = w.server_begins(received);
@@ -209,26 +230,30 @@ impl Bucket {
                 .copied();
             if let Some((below, counted_below, lacking)) = below.filter(|_| w.length() > shortest) {
                 let older = c.used.saturating_sub(counted_below);
-                let held = self.hold_older(
-                    c.window,
-                    c.used,
+                self.hold_older(
+                    (c.window, c.used),
                     older,
                     lacking,
                     below,
-                    sent.as_u64(),
-                    received,
+                    (sent.as_u64(), received),
+                    &mut touched,
                 );
-                added = added.saturating_add(held);
             }
             // The rest (all of the shortest window's) in the log.
-            added = added.saturating_add(self.raise_used(c.window, c.used, sent, c.frees_at));
+            self.raise_used(c.window, c.used, sent, c.frees_at);
             handled.push((
                 begins,
                 c.used,
                 self.lacking(c.window, c.used, sent.as_u64()),
             ));
         }
-        added
+        let after = counts(self);
+        after
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .max()
+            .unwrap_or(0)
     }
 
     /// What window `index` still lacks of the server's `used` as of `as_of`.
@@ -244,53 +269,73 @@ impl Bucket {
     /// `sent`), which reached the server before `below`, in every window that
     /// can still count them after `received`, until they stop counting at the
     /// server. The `lacking` units the shorter window could not place are
-    /// recent, and among them: never held. All those windows or none: a hold
-    /// that would not fit one of them is not made (the caller puts the units
-    /// in the log). Returns the units held.
-    #[allow(clippy::too_many_arguments)]
+    /// recent, and among them: never held. In a window this report counts and
+    /// has not `touched` yet, the units replace a live hold an older report made
+    /// (they are this report's own count of it: a count that fell frees what
+    /// the server freed); elsewhere they add to it. All those windows or none:
+    /// a hold that would not fit one of them is not made (the caller puts the
+    /// units in the log).
     fn hold_older(
         &self,
-        k: usize,
-        used: u64,
+        (k, used): (usize, u64),
         older: u64,
         lacking: u64,
         below: i128,
-        sent: u64,
-        received: u64,
-    ) -> u64 {
+        (sent, received): (u64, u64),
+        touched: &mut [bool],
+    ) {
         let windows = self.window_list();
         let Some(w) = windows.get(k) else {
-            return 0;
+            return;
         };
         // Under the lock: corrections one at a time, holds written by no one else.
         let Ok(learned) = self.learned.lock() else {
-            return 0;
+            return;
         };
         let s = self.snapshot();
         if s.head.is_evicted() {
-            return 0;
+            return;
         }
-        let excess = trusted(w, used).saturating_sub(self.counted(k, &s, sent, &learned));
-        let units = excess.saturating_sub(lacking).min(older);
-        if units == 0 {
-            return 0;
-        }
-        let targets: Vec<(usize, u64)> = windows
+        let targets: Vec<(usize, u64, bool)> = windows
             .iter()
             .enumerate()
             .map(|(u, win)| (u, win.server_frees(below - 1)))
             .filter(|&(_, until)| until > received)
+            .map(|(u, until)| {
+                let (_, old_until) = self.held_at(u, received);
+                let fresh = !touched.get(u).copied().unwrap_or(true) && until >= old_until;
+                (u, until, fresh)
+            })
             .collect();
-        if targets
+        // What `k` counts, less a hold this report's count replaces.
+        let replaced = targets
             .iter()
-            .any(|&(u, _)| self.held_at(u, received).0.saturating_add(units) > MAX_HELD)
-        {
-            return 0;
+            .find(|t| t.0 == k && t.2)
+            .map_or(0, |_| self.held_at(k, sent).0);
+        let counted = self.counted(k, &s, sent, &learned).saturating_sub(replaced);
+        let units = trusted(w, used)
+            .saturating_sub(counted)
+            .saturating_sub(lacking)
+            .min(older);
+        let fits = |&(u, _, fresh): &(usize, u64, bool)| {
+            let kept = if fresh {
+                0
+            } else {
+                self.held_at(u, received).0
+            };
+            kept.saturating_add(units) <= MAX_HELD
+        };
+        if !targets.iter().all(fits) {
+            return;
         }
-        for (u, until) in targets {
-            self.hold(u, units, until, received);
+        for &(u, until, fresh) in &targets {
+            if units > 0 || fresh {
+                self.hold(u, units, until, received, fresh);
+            }
+            if let Some(t) = touched.get_mut(u) {
+                *t = true;
+            }
         }
-        units
     }
 }
 
