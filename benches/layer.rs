@@ -16,6 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use tower::{Service, ServiceBuilder};
 use tower_quota::quota::Quota;
 use tower_quota::route::Templates;
+use tower_quota::scope::KeySource;
 use tower_quota::{Limiter, OtherRoutes, QuotaLayer};
 
 fn ok(_req: http::Request<()>) -> std::future::Ready<Result<http::Response<()>, Infallible>> {
@@ -24,6 +25,7 @@ fn ok(_req: http::Request<()>) -> std::future::Ready<Result<http::Response<()>, 
 
 fn request() -> http::Request<()> {
     http::Request::get("http://api.example.com/v1/campaigns/42")
+        .header("x-account", "acct-42")
         .body(())
         .unwrap_or_default()
 }
@@ -48,12 +50,17 @@ fn overhead(c: &mut Criterion) {
     let Ok(rt) = rt else { return };
     let _guard = rt.enter();
     let big = Quota::new(1_000_000, Duration::from_millis(10)).unwrap_or(Quota::per_second(1));
-    let limiter = Limiter::builder()
-        .routes(
+    let routes = || {
+        Limiter::builder().routes(
             Templates::seed004(),
-            |_| Some(big.into()),
+            move |_| Some(big.into()),
             OtherRoutes::Shared(big.into()),
         )
+    };
+    let limiter = routes().build();
+    // The same, and each request's account (from a header) in a keyed scope.
+    let with_accounts = routes()
+        .per_account(KeySource::header("x-account"), big, 10_000)
         .build();
 
     let mut g = c.benchmark_group("layer");
@@ -64,6 +71,12 @@ fn overhead(c: &mut Criterion) {
         .service(tower::service_fn(ok));
     g.bench_function("tower-quota (route bucket, admitted)", |b| {
         b.iter(|| black_box(once(&mut quota)))
+    });
+    let mut accounts = ServiceBuilder::new()
+        .layer(QuotaLayer::new(with_accounts))
+        .service(tower::service_fn(ok));
+    g.bench_function("tower-quota (route and account buckets, admitted)", |b| {
+        b.iter(|| black_box(once(&mut accounts)))
     });
     let mut rate = ServiceBuilder::new()
         .rate_limit(u64::MAX / 2, Duration::from_secs(1))

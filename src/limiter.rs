@@ -83,6 +83,36 @@ pub(crate) struct Charged {
     route: Option<usize>,
     account: Option<usize>,
     api_key: Option<usize>,
+    /// The keyed buckets among them (a bit per index in `buckets`), marked
+    /// in flight until the response has been observed (its corrections must
+    /// land in the bucket the key goes on using; see `ledger::InFlight`).
+    /// Unmarked when the charge is dropped.
+    in_flight: u8,
+}
+
+impl Charged {
+    /// Adds `b`, a keyed scope's bucket, marked in flight.
+    fn push_keyed(&mut self, b: Arc<Bucket>) {
+        // A request has at most four buckets (route, shared, account, key).
+        if let Some(bit) = u32::try_from(self.buckets.len())
+            .ok()
+            .and_then(|i| 1u8.checked_shl(i))
+        {
+            b.mark_in_flight();
+            self.in_flight |= bit;
+        }
+        self.buckets.push(b);
+    }
+}
+
+impl Drop for Charged {
+    fn drop(&mut self) {
+        for (i, b) in self.buckets.iter().enumerate() {
+            if self.in_flight & (1 << i) != 0 {
+                b.unmark_in_flight();
+            }
+        }
+    }
 }
 
 impl Charged {
@@ -244,14 +274,17 @@ impl<C: Clock> Limiter<C> {
 
     /// The buckets `req` is charged to.
     pub(crate) fn charge(&self, req: &dyn HttpRequest, now: Nanos) -> Result<Charged, Refusal> {
-        let mut c = Charged {
-            buckets: Vec::with_capacity(3),
-            ..Charged::default()
-        };
+        let mut c = Charged::default();
+        c.buckets.reserve_exact(3);
         if let Some(router) = &self.router {
-            let (bucket, shared_too) = match router.route(req.method(), req.path()) {
-                Some(RouteKey::Known(id)) => (self.routes.get(id.index()).cloned(), None),
-                Some(RouteKey::Other(key)) => self.undeclared(key, now)?,
+            // Whether the route's bucket is one of a keyed scope's.
+            let keyed = matches!(self.other, RouteBuckets::Each(_));
+            let (bucket, shared_too, keyed) = match router.route(req.method(), req.path()) {
+                Some(RouteKey::Known(id)) => (self.routes.get(id.index()).cloned(), None, false),
+                Some(RouteKey::Other(key)) => {
+                    let (bucket, shared_too) = self.undeclared(key, now)?;
+                    (bucket, shared_too, keyed)
+                }
                 // Not rate limited (the usage endpoints, say): charged to no
                 // scope at all, so a refresh is never held back by the quotas
                 // it refreshes.
@@ -259,7 +292,11 @@ impl<C: Clock> Limiter<C> {
             };
             if let Some(b) = bucket {
                 c.route = Some(c.buckets.len());
-                c.buckets.push(b);
+                if keyed {
+                    c.push_keyed(b);
+                } else {
+                    c.buckets.push(b);
+                }
             }
             c.buckets.extend(shared_too);
         }
@@ -282,7 +319,7 @@ impl<C: Clock> Limiter<C> {
                 } else {
                     &mut c.api_key
                 }) = Some(c.buckets.len());
-                c.buckets.push(b);
+                c.push_keyed(b);
             }
         }
         Ok(c)

@@ -35,18 +35,7 @@ async fn a_429_blocks_and_the_waiters_leave_spread_out() {
             if let Ok(mut s) = sent.lock() {
                 s.push(clock.now());
             }
-            async move {
-                let resp = if n == 0 {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    Response::builder()
-                        .status(429)
-                        .header("retry-after", "2")
-                        .body(())
-                } else {
-                    Response::builder().status(200).body(())
-                };
-                Ok::<_, Infallible>(resp.unwrap_or_default())
-            }
+            common::answer(n == 0, Duration::from_millis(100))
         })
     };
     let svc = ServiceBuilder::new()

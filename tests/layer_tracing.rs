@@ -12,6 +12,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_quota::clock::TokioClock;
 use tower_quota::QuotaLayer;
 
+#[allow(dead_code)] // `answer` and `one_route` serve the other layer tests
 mod common;
 use common::{limiter, request, SECRET};
 

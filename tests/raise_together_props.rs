@@ -260,7 +260,7 @@ fn run(windows: &[Win], steps: &[Step]) {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
-        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(15_000)
     ))]
 
     #[test]

@@ -7,7 +7,7 @@
 //! compare-and-swap of the head; nothing on this path takes a lock.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -107,6 +107,9 @@ pub struct Bucket {
     label: Arc<str>,
     observed: AtomicU64,
     blocks: AtomicU64,
+    /// Requests charged to the bucket still awaiting their responses
+    /// (`in_flight.rs`): while any is, the bucket is not idle.
+    pub(super) in_flight: AtomicU32,
     vacancies: OnceLock<Box<papaya::HashMap<u64, Claim>>>,
     /// Per window, the lateness a shared store was last told of (made on
     /// first use: only a limiter with a store tells one).
@@ -167,6 +170,7 @@ impl Bucket {
             label: label.into(),
             observed: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
             learned: Mutex::new(Learned::default()),
             vacancies: OnceLock::new(),
             told: OnceLock::new(),
@@ -765,8 +769,11 @@ impl Bucket {
     }
 
     /// Whether the bucket, as in snapshot `s`, holds nothing worth keeping at `now`.
-    fn is_idle(&self, s: &Snapshot, now: u64) -> bool {
-        s.head.last.saturating_add(self.hot.longest) < now
+    pub(super) fn is_idle(&self, s: &Snapshot, now: u64) -> bool {
+        // First (Acquire): once the last request on its way is done, every
+        // correction its response made is seen below.
+        self.in_flight.load(Ordering::Acquire) == 0
+            && s.head.last.saturating_add(self.hot.longest) < now
             && self.hot.blocked_until.load(Ordering::Acquire) <= now
             && s.tat <= now
             // A late response's units may still count at the server after
@@ -783,7 +790,23 @@ impl Bucket {
         if !self.is_idle(&s, now) {
             return None;
         }
+        self.retire_from(s)
+    }
+
+    /// [`Bucket::retire`] once `s` was found idle.
+    pub(super) fn retire_from(&self, s: Snapshot) -> Option<u64> {
         self.hot.head.swap_from(s.head, Head::EVICTED).ok()?;
+        // A request that marked itself on its way after the count was read
+        // above may have read the head before the swap and be deciding on
+        // this bucket: it is given back. (The fence pairs with the one in
+        // `InFlight::new`: of the two, at least one sees the other's write;
+        // a request that sees the eviction looks the key up again.)
+        fence(Ordering::SeqCst);
+        if self.in_flight.load(Ordering::SeqCst) != 0 {
+            // Only an evictor writes over an evicted head, and only its own.
+            let _ = self.hot.head.swap_from(Head::EVICTED, s.head);
+            return None;
+        }
         Some(s.head.last.saturating_add(self.hot.longest))
     }
 

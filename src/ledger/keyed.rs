@@ -7,7 +7,9 @@
 //! worth keeping; when the scope reaches its cap, such buckets are evicted. An
 //! evicted bucket is first marked retired with a compare-and-swap on its head, so
 //! a request that looked it up just before cannot be charged to it and lost: its
-//! claim fails and it looks the key up again.
+//! claim fails and it looks the key up again. A bucket with a request on its
+//! way ([`InFlight`](super::InFlight)) is never idle: what the response
+//! teaches lands in the bucket the key goes on using.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -111,6 +113,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     }
 
     /// The bucket for `key`, created if needed.
+    ///
+    /// A caller that charges it and will correct it from the response (a
+    /// block after a 429, say) takes an [`InFlight`](super::InFlight) before
+    /// the decision and keeps it until then: otherwise a response slower than
+    /// the longest window may find the bucket evicted, and its correction
+    /// lost with it. A decision on a bucket evicted since this lookup fails
+    /// with [`Refusal::Retired`]: look the key up again.
     pub fn bucket(&self, key: &K, now: Nanos) -> Result<Arc<Bucket>, Refusal> {
         self.with_bucket(key, now, Arc::clone)
     }
@@ -171,7 +180,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         Ok(b)
     }
 
-    /// Charges `key`'s bucket alone (see [`acquire`]), retrying if the bucket is
+    /// Charges `key`'s bucket alone (see [`acquire`](super::acquire)), retrying if the bucket is
     /// evicted between lookup and claim.
     pub fn acquire(
         &self,

@@ -25,6 +25,7 @@ mod bucket;
 mod decision;
 mod head;
 mod held;
+mod in_flight;
 mod keyed;
 mod learned;
 mod pacer;
@@ -41,6 +42,7 @@ mod windows;
 
 pub use bucket::{Bucket, BucketState, WindowState};
 pub use decision::{acquire, acquire_from, Grant, MaxWait, MAX_BUCKETS};
+pub use in_flight::InFlight;
 pub use keyed::KeyedBuckets;
 pub use learned::WindowCount;
 pub use refusal::Refusal;

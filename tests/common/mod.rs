@@ -43,3 +43,21 @@ pub fn request() -> Request<()> {
         .body(())
         .unwrap_or_default()
 }
+
+/// An inner service's answer: `429` with `Retry-After: 2`, `after` from now
+/// (tokio time), if `limited`; else `200` at once.
+pub async fn answer(
+    limited: bool,
+    after: std::time::Duration,
+) -> Result<http::Response<()>, std::convert::Infallible> {
+    let resp = if limited {
+        tokio::time::sleep(after).await;
+        http::Response::builder()
+            .status(429)
+            .header("retry-after", "2")
+            .body(())
+    } else {
+        http::Response::builder().status(200).body(())
+    };
+    Ok(resp.unwrap_or_default())
+}
