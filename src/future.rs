@@ -22,6 +22,9 @@ pin_project! {
     /// Dropping it while it waits gives the request's reserved room back.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<S: Service<Req>, Req, C> {
+        // Before `charged`: fields drop in order, so a reservation `state`
+        // holds is given back while the charge still marks its keyed buckets
+        // in flight (kept from eviction).
         #[pin]
         state: State<S, Req>,
         limiter: Arc<Limiter<C>>,

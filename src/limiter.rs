@@ -91,24 +91,27 @@ pub(crate) struct Charged {
 }
 
 impl Charged {
-    /// Adds `b`, a keyed scope's bucket, marked in flight.
+    /// Adds `b`, a keyed scope's bucket marked in flight by its lookup: the
+    /// charge owns the mark.
     fn push_keyed(&mut self, b: Arc<Bucket>) {
-        // A request has at most four buckets (route, shared, account, key).
-        if let Some(bit) = u32::try_from(self.buckets.len())
-            .ok()
-            .and_then(|i| 1u8.checked_shl(i))
-        {
-            b.mark_in_flight();
-            self.in_flight |= bit;
+        match self.bit(self.buckets.len()) {
+            Some(bit) => self.in_flight |= bit,
+            // Never: a request has at most four buckets (route, shared,
+            // account, key). Unmarked, it would only be evictable.
+            None => b.unmark_in_flight(),
         }
         self.buckets.push(b);
+    }
+
+    fn bit(&self, index: usize) -> Option<u8> {
+        u32::try_from(index).ok().and_then(|i| 1u8.checked_shl(i))
     }
 }
 
 impl Drop for Charged {
     fn drop(&mut self) {
         for (i, b) in self.buckets.iter().enumerate() {
-            if self.in_flight & (1 << i) != 0 {
+            if self.bit(i).is_some_and(|bit| self.in_flight & bit != 0) {
                 b.unmark_in_flight();
             }
         }
@@ -252,19 +255,24 @@ impl<C: Clock> Limiter<C> {
         let router = self.router.as_ref()?;
         match router.route(method, path)? {
             RouteKey::Known(id) => self.routes.get(id.index()).cloned(),
-            RouteKey::Other(key) => self.undeclared(key, self.clock.now()).ok()?.0,
+            RouteKey::Other(key) => self.undeclared(key, self.clock.now(), false).ok()?.0,
         }
     }
 
     /// The buckets of an undeclared route: its own (an `Each` bucket, or one the
     /// server reported) or the shared one, and the shared ceiling too when the
-    /// route also has its own from the server.
+    /// route also has its own from the server. An `Each` bucket comes marked
+    /// in flight if `charge` (the caller then owns the mark).
     fn undeclared(
         &self,
         key: std::borrow::Cow<'_, str>,
         now: Nanos,
+        charge: bool,
     ) -> Result<RouteCharge, Refusal> {
         Ok(match (&self.other, self.reported_route(&key)) {
+            (RouteBuckets::Each(k), _) if charge => {
+                (Some(k.bucket_marked(&key.into_owned(), now)?), None)
+            }
             (RouteBuckets::Each(k), _) => (Some(k.bucket(&key.into_owned(), now)?), None),
             (RouteBuckets::Shared(shared), Some(own)) => (Some(own), Some(shared.clone())),
             (RouteBuckets::Unlimited, own) => (own, None),
@@ -282,7 +290,7 @@ impl<C: Clock> Limiter<C> {
             let (bucket, shared_too, keyed) = match router.route(req.method(), req.path()) {
                 Some(RouteKey::Known(id)) => (self.routes.get(id.index()).cloned(), None, false),
                 Some(RouteKey::Other(key)) => {
-                    let (bucket, shared_too) = self.undeclared(key, now)?;
+                    let (bucket, shared_too) = self.undeclared(key, now, true)?;
                     (bucket, shared_too, keyed)
                 }
                 // Not rate limited (the usage endpoints, say): charged to no
@@ -308,7 +316,7 @@ impl<C: Clock> Limiter<C> {
         }
         for (scope, is_account) in [(&self.accounts, true), (&self.api_keys, false)] {
             let Some(scope) = scope else { continue };
-            if let Some(b) = scope.bucket(req, now)? {
+            if let Some(b) = scope.bucket_marked(req, now)? {
                 if let (Some(store), Some(raw)) = (&self.shared, scope.raw_key(req)) {
                     let id = store.bucket_id(scope.name(), &raw);
                     c.shared

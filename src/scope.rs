@@ -87,8 +87,10 @@ impl KeyScope {
         }
     }
 
-    /// The bucket of `req`'s key, or `None` if the request has no key here.
-    pub(crate) fn bucket(
+    /// The bucket of `req`'s key, marked in flight for the caller to unmark
+    /// (`KeyedBuckets::bucket_in_flight`), or `None` if the request has no
+    /// key here.
+    pub(crate) fn bucket_marked(
         &self,
         req: &dyn HttpRequest,
         now: Nanos,
@@ -103,7 +105,7 @@ impl KeyScope {
                 None => return Ok(None),
             },
         };
-        self.buckets.bucket(&key, now).map(Some)
+        self.buckets.bucket_marked(&key, now).map(Some)
     }
 
     /// The raw key of `req` in this scope, for a shared store to name its

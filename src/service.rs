@@ -8,15 +8,8 @@ use tower_service::Service;
 use crate::clock::{Clock, TokioClock};
 use crate::error::Error;
 use crate::future::ResponseFuture;
-use crate::ledger::Refusal;
 use crate::limiter::{Admission, Limiter};
 use crate::message::{HttpRequest, HttpResponse};
-
-/// How many times a request whose keyed bucket was evicted under it (between
-/// lookup and decision) looks the key up again before the refusal stands.
-/// Each retry finds a new bucket, kept from eviction from its lookup on: a
-/// second eviction needs another scope-wide sweep in that instant.
-const RETIRED_RETRIES: u32 = 8;
 
 /// A client service behind the limiter. See [`QuotaLayer`](crate::QuotaLayer).
 ///
@@ -72,20 +65,13 @@ where
         let now = limiter.clock.now();
         let rules = limiter.rules_for(req.host());
         let cost = limiter.cost_of(&req);
-        // A keyed bucket evicted between its lookup and the decision refuses
-        // it as retired: the key is looked up again (its next bucket starts
-        // where the evicted one's units stop counting).
-        let mut retries = 0;
-        let (charged, decided) = loop {
-            let charged = match limiter.charge(&req, now) {
-                Ok(c) => c,
-                Err(refusal) => return ResponseFuture::refused(limiter, refusal),
-            };
-            match limiter.decide(&charged, cost, now) {
-                Err(Refusal::Retired { .. }) if retries < RETIRED_RETRIES => retries += 1,
-                decided => break (charged, decided),
-            }
+        // Its keyed buckets are marked in flight by the charge: none is
+        // evicted before the charge is dropped, with the response observed.
+        let charged = match limiter.charge(&req, now) {
+            Ok(c) => c,
+            Err(refusal) => return ResponseFuture::refused(limiter, refusal),
         };
+        let decided = limiter.decide(&charged, cost, now);
         let route = charged
             .target(crate::Target::Route)
             .map_or("unrouted", |b| &**b.label());

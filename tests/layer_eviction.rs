@@ -170,3 +170,69 @@ async fn an_account_evicted_under_a_request_is_looked_up_again() {
         "{sent} sent, {full} refused for the cap or the window"
     );
 }
+
+fn keyed_request(route: &str, account: &str, key: &str) -> Request<()> {
+    Request::get(format!("http://api.example.com/{route}/1"))
+        .header("x-account", account)
+        .header("x-api-key", key)
+        .body(())
+        .unwrap_or_default()
+}
+
+/// Every keyed scope at a cap of 1 (an own bucket per undeclared route, per
+/// account, per API key): a request answered, one refused, one dropped while
+/// it waits, and a look at the route's bucket each leave their buckets free
+/// to go once idle. A mark left behind would keep a bucket for good, and the
+/// next key would be refused for the cap.
+#[tokio::test(start_paused = true)]
+async fn every_request_lets_its_keyed_buckets_go() {
+    use tower_quota::{Limiter, OtherRoutes};
+    let clock = TokioClock::new();
+    let one = || Quota::new(1, Duration::from_millis(100)).unwrap_or(Quota::per_second(10));
+    let limiter = |max_wait| {
+        Limiter::builder()
+            .clock(clock.clone())
+            .routes(
+                tower_quota::route::Templates::from_routes([("GET", "/declared/:id")])
+                    .unwrap_or_else(|e| panic!("{e}")),
+                |_| None,
+                OtherRoutes::Each {
+                    limits: one().into(),
+                    cap: 1,
+                },
+            )
+            .per_account(KeySource::header("x-account"), one(), 1)
+            .per_api_key(KeySource::header("x-api-key"), one(), 1)
+            .max_wait(max_wait)
+            .margin(Duration::ZERO)
+            .build()
+    };
+    for max_wait in [MaxWait::Never, MaxWait::Forever] {
+        let limiter = limiter(max_wait);
+        let svc = ServiceBuilder::new()
+            .layer(QuotaLayer::new(limiter.clone()))
+            .service(tower::service_fn(|_req: Request<()>| {
+                common::answer(false, Duration::ZERO)
+            }));
+        let first = svc.clone().oneshot(keyed_request("a", "a", "k1")).await;
+        assert_eq!(first.map(|r| r.status()).ok(), Some(StatusCode::OK));
+        // Over the limit: refused (`Never`), or dropped while it waits.
+        let second = tokio::time::timeout(
+            Duration::from_millis(10),
+            svc.clone().oneshot(keyed_request("a", "a", "k1")),
+        )
+        .await;
+        match max_wait {
+            MaxWait::Never => assert!(matches!(second, Ok(Err(_))), "{second:?}"),
+            _ => assert!(second.is_err(), "it waits: {second:?}"),
+        }
+        assert!(limiter.route_bucket(&http::Method::GET, "/a/1").is_some());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let next = svc.oneshot(keyed_request("b", "b", "k2")).await;
+        assert_eq!(
+            next.map(|r| r.status()).ok(),
+            Some(StatusCode::OK),
+            "{max_wait:?}: the first key's buckets were let go"
+        );
+    }
+}

@@ -22,6 +22,9 @@ use super::windows::Windows;
 use crate::clock::Nanos;
 use crate::quota::Limits;
 
+/// `Bucket::in_flight` of a bucket evicted or being evicted: no mark succeeds.
+const RETIRED: u32 = u32::MAX;
+
 /// The buckets a request is charged to, with the state each decision reads.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Snapshot {
@@ -108,8 +111,9 @@ pub struct Bucket {
     observed: AtomicU64,
     blocks: AtomicU64,
     /// Requests charged to the bucket still awaiting their responses
-    /// (`in_flight.rs`): while any is, the bucket is not idle.
-    pub(super) in_flight: AtomicU32,
+    /// (`in_flight.rs`): while any is, the bucket is not idle. `RETIRED`
+    /// while it is evicted or being evicted.
+    in_flight: AtomicU32,
     vacancies: OnceLock<Box<papaya::HashMap<u64, Claim>>>,
     /// Per window, the lateness a shared store was last told of (made on
     /// first use: only a limiter with a store tells one).
@@ -783,31 +787,61 @@ impl Bucket {
             && self.hot.held_until.load(Ordering::Acquire) <= now
     }
 
-    /// Marks an idle bucket as evicted; `None` if it was used meanwhile, else
-    /// the instant its last units stop counting in any window.
-    pub(crate) fn retire(&self, now: u64) -> Option<u64> {
+    /// Marks an idle bucket as evicted; `false` if it was used meanwhile or a
+    /// request is on its way (`in_flight.rs`). Before the head says so,
+    /// `stops` learns the instant its last units stop counting in any window:
+    /// whoever finds the bucket evicted may make the key a new one, which
+    /// must start no earlier.
+    pub(crate) fn retire(&self, now: u64, stops: impl FnOnce(u64)) -> bool {
         let s = self.snapshot();
-        if !self.is_idle(&s, now) {
-            return None;
-        }
-        self.retire_from(s)
+        self.is_idle(&s, now) && self.retire_from(s, stops)
     }
 
     /// [`Bucket::retire`] once `s` was found idle.
-    pub(super) fn retire_from(&self, s: Snapshot) -> Option<u64> {
-        self.hot.head.swap_from(s.head, Head::EVICTED).ok()?;
-        // A request that marked itself on its way after the count was read
-        // above may have read the head before the swap and be deciding on
-        // this bucket: it is given back. (The fence pairs with the one in
-        // `InFlight::new`: of the two, at least one sees the other's write;
-        // a request that sees the eviction looks the key up again.)
-        fence(Ordering::SeqCst);
-        if self.in_flight.load(Ordering::SeqCst) != 0 {
-            // Only an evictor writes over an evicted head, and only its own.
-            let _ = self.hot.head.swap_from(Head::EVICTED, s.head);
-            return None;
+    pub(super) fn retire_from(&self, s: Snapshot, stops: impl FnOnce(u64)) -> bool {
+        // No request on its way, and from here on none can mark the bucket:
+        // eviction and marks meet on this one word.
+        if self
+            .in_flight
+            .compare_exchange(0, RETIRED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
         }
-        Some(s.head.last.saturating_add(self.hot.longest))
+        stops(s.head.last.saturating_add(self.hot.longest));
+        if self.hot.head.swap_from(s.head, Head::EVICTED).is_err() {
+            // Charged since the snapshot (by a caller that did not mark it):
+            // kept, and open to marks again.
+            self.in_flight.store(0, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    /// Whether the bucket was evicted from its keyed scope (for good: an
+    /// evicted head never changes again).
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.hot.head.load().is_evicted()
+    }
+
+    /// One more request charged to the bucket is on its way (see
+    /// [`InFlight`](super::InFlight)); `false`, and nothing marked, if the
+    /// bucket is evicted or being evicted. Pairs with
+    /// [`Bucket::unmark_in_flight`].
+    pub(crate) fn mark_in_flight(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                n.checked_add(1).filter(|&n| n < RETIRED)
+            })
+            .is_ok()
+    }
+
+    /// Its response has been observed (or it was dropped): once for every
+    /// successful [`Bucket::mark_in_flight`].
+    pub(crate) fn unmark_in_flight(&self) {
+        // Release: an eviction that finds no request on its way afterwards
+        // sees every correction made before this (a block, a widening, a hold).
+        self.in_flight.fetch_sub(1, Ordering::Release);
     }
 
     /// Seals a bucket not yet shared: it allows nothing until [`Bucket::open`].
@@ -1078,8 +1112,12 @@ mod tests {
         let b = Bucket::new("k", Quota::per_second(5));
         let s = b.snapshot();
         assert!(b.claim(&s, 1, 100, None, false).is_ok());
-        assert_eq!(b.retire(500), None, "still counting at 500");
-        assert_eq!(b.retire(2_000_000_000), Some(1_000_000_100));
+        let mut stops = None;
+        assert!(!b.retire(500, |u| stops = Some(u)), "still counting at 500");
+        assert_eq!(stops, None);
+        assert!(b.retire(2_000_000_000, |u| stops = Some(u)));
+        assert_eq!(stops, Some(1_000_000_100));
         assert!(b.snapshot().head.is_evicted());
+        assert!(!b.mark_in_flight(), "an evicted bucket takes no mark");
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::bucket::Bucket;
 use super::decision::{acquire_one, Grant, MaxWait};
+use super::in_flight::InFlight;
 use super::refusal::Refusal;
 use crate::clock::Nanos;
 use crate::quota::Limits;
@@ -115,11 +116,11 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     /// The bucket for `key`, created if needed.
     ///
     /// A caller that charges it and will correct it from the response (a
-    /// block after a 429, say) takes an [`InFlight`](super::InFlight) before
-    /// the decision and keeps it until then: otherwise a response slower than
-    /// the longest window may find the bucket evicted, and its correction
-    /// lost with it. A decision on a bucket evicted since this lookup fails
-    /// with [`Refusal::Retired`]: look the key up again.
+    /// block after a 429, say) takes it with
+    /// [`KeyedBuckets::bucket_in_flight`] instead: otherwise a response slower
+    /// than the longest window may find the bucket evicted, and its
+    /// correction lost with it. A decision on a bucket evicted since this
+    /// lookup fails with [`Refusal::Retired`]: look the key up again.
     pub fn bucket(&self, key: &K, now: Nanos) -> Result<Arc<Bucket>, Refusal> {
         self.with_bucket(key, now, Arc::clone)
     }
@@ -191,7 +192,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     ) -> Result<Grant, Refusal> {
         loop {
             match self.with_bucket(key, now, |b| acquire_one(b, cost, now, max_wait))? {
-                Err(Refusal::Retired { .. }) => continue,
+                // Evicted since the lookup: out of the map, if its evictor
+                // has not taken it out yet, and the key looked up again.
+                Err(Refusal::Retired { .. }) => self.forget_evicted(key),
                 other => return other,
             }
         }
@@ -202,20 +205,76 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         self.map.pin().iter().map(|(_, b)| b.clone()).collect()
     }
 
-    /// Evicts every bucket idle at `now`; returns how many were evicted.
+    /// Evicts every bucket idle at `now` (none with a request on its way:
+    /// [`InFlight`](super::InFlight)); returns how many were evicted.
     pub fn evict_idle(&self, now: Nanos) -> usize {
         let map = self.map.pin();
         let mut evicted = 0;
         for (k, b) in map.iter() {
-            if let Some(until) = b.retire(now.as_u64()) {
-                // Raised before the key leaves the map, so a bucket made for it
-                // afterwards sees it.
-                self.floor.fetch_max(until, Ordering::SeqCst);
-                map.remove(k);
+            // The floor is raised before the head says evicted, so a bucket
+            // made for the key once it is seen evicted starts after it.
+            if b.retire(now.as_u64(), |until| self.raise_floor(until)) {
+                self.forget(k, b);
                 evicted += 1;
             }
         }
         evicted
+    }
+
+    /// Buckets made from now on leave nothing before `until` (an evicted
+    /// bucket's units stop counting then).
+    pub(super) fn raise_floor(&self, until: u64) {
+        self.floor.fetch_max(until, Ordering::SeqCst);
+    }
+
+    /// Takes `evicted` out of the map, if it is still there: whoever finds it
+    /// first (its evictor, or a lookup of its key) removes it, and never the
+    /// bucket made for the key since.
+    pub(super) fn forget(&self, key: &K, evicted: &Arc<Bucket>) {
+        let _ = self
+            .map
+            .pin()
+            .remove_if(key, |_, b| Arc::ptr_eq(b, evicted));
+    }
+
+    /// Takes `key`'s bucket out of the map if it is evicted (for good: its
+    /// floor is raised, a new one may be made).
+    #[cold]
+    fn forget_evicted(&self, key: &K) {
+        let _ = self.map.pin().remove_if(key, |_, b| b.is_evicted());
+    }
+
+    /// The bucket for `key`, created if needed, marked as having a request
+    /// on its way until the [`InFlight`](super::InFlight) is dropped: not
+    /// evicted meanwhile, so that what the response teaches it (a 429's
+    /// block, say) stays with the key. Take it before the decision and keep
+    /// it until the response is observed.
+    ///
+    /// Finding the key's bucket evicted, it makes a new one; finding it being
+    /// evicted (another thread between two steps), it looks again.
+    pub fn bucket_in_flight(&self, key: &K, now: Nanos) -> Result<InFlight, Refusal> {
+        self.bucket_marked(key, now).map(InFlight::marked)
+    }
+
+    /// [`KeyedBuckets::bucket_in_flight`], the mark owned by the caller.
+    pub(crate) fn bucket_marked(&self, key: &K, now: Nanos) -> Result<Arc<Bucket>, Refusal> {
+        loop {
+            let map = self.map.pin();
+            let b = match map.get(key) {
+                Some(b) => b,
+                None => self.insert(&map, key, now)?,
+            };
+            // Marked before it is opened: a sealed bucket is never idle.
+            if b.mark_in_flight() {
+                b.open(|| self.floor.load(Ordering::SeqCst));
+                return Ok(b.clone());
+            }
+            if b.is_evicted() {
+                self.forget(key, b);
+            } else {
+                std::thread::yield_now();
+            }
+        }
     }
 
     fn fingerprint(&self, key: &K) -> u32 {

@@ -34,6 +34,8 @@ mod reservation;
 #[cfg(test)]
 mod tests_fixed;
 #[cfg(test)]
+mod tests_in_flight;
+#[cfg(test)]
 mod tests_latency;
 mod widening;
 mod window;

@@ -1,0 +1,200 @@
+//! Requests on their way against eviction (`in_flight.rs`): a marked bucket
+//! is never evicted, an evicted one takes no mark, and its key gets a new
+//! bucket that starts where the evicted one's units stop counting.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{acquire, Grant, KeyedBuckets, MaxWait, Refusal};
+use crate::clock::Nanos;
+use crate::quota::Quota;
+
+const MS: u64 = 1_000_000;
+
+/// 5 per 10 ms per key.
+fn scope() -> KeyedBuckets<u64> {
+    let quota = Quota::new(5, Duration::from_millis(10)).unwrap_or(Quota::per_second(500));
+    KeyedBuckets::new("per_account", quota, 1_000_000)
+}
+
+fn admitted(r: Result<Grant, Refusal>) -> bool {
+    matches!(r, Ok(Grant::Now))
+}
+
+#[test]
+fn a_bucket_on_its_way_is_kept_and_what_its_response_taught_stays_with_the_key() {
+    let accounts = scope();
+    let Ok(on_its_way) = accounts.bucket_in_flight(&1, Nanos::ZERO) else {
+        panic!("room")
+    };
+    let bucket = on_its_way.bucket().clone();
+    assert!(admitted(acquire(
+        &[&bucket],
+        1,
+        Nanos::ZERO,
+        MaxWait::Never
+    )));
+    // Three windows later its response comes back: a 429 for 1 s.
+    assert_eq!(accounts.evict_idle(Nanos::new(30 * MS)), 0);
+    bucket.block_until(Nanos::from_secs(1));
+    drop(on_its_way);
+    assert_eq!(accounts.evict_idle(Nanos::new(40 * MS)), 0, "blocked");
+    assert!(matches!(
+        accounts.acquire(&1, 1, Nanos::new(40 * MS), MaxWait::Never),
+        Err(Refusal::WouldWait { .. })
+    ));
+    // Two on their way: kept until both are done.
+    let a = accounts.bucket_in_flight(&1, Nanos::from_secs(2));
+    let b = accounts.bucket_in_flight(&1, Nanos::from_secs(2));
+    assert!(matches!((&a, &b), (Ok(x), Ok(y)) if Arc::ptr_eq(x.bucket(), y.bucket())));
+    drop(a);
+    assert_eq!(accounts.evict_idle(Nanos::from_secs(2)), 0);
+    drop(b);
+    assert_eq!(accounts.evict_idle(Nanos::from_secs(2)), 1);
+    assert_eq!(accounts.len(), 0);
+}
+
+/// The eviction found the bucket idle, then a request marked it: the
+/// eviction does not go through, and the request's decision does.
+#[test]
+fn a_bucket_marked_after_it_was_found_idle_is_not_evicted() {
+    let accounts = scope();
+    let Ok(bucket) = accounts.bucket(&1, Nanos::ZERO) else {
+        panic!("room")
+    };
+    let now = Nanos::from_secs(1);
+    let s = bucket.snapshot();
+    assert!(bucket.is_idle(&s, now.as_u64()));
+    let on_its_way = accounts.bucket_in_flight(&1, now);
+    let mut stopped = None;
+    assert!(!bucket.retire_from(s, |u| stopped = Some(u)));
+    assert_eq!(
+        stopped, None,
+        "nothing raised for an eviction that did not start"
+    );
+    assert!(admitted(acquire(&[&bucket], 1, now, MaxWait::Never)));
+    drop(on_its_way);
+}
+
+/// The eviction found the bucket idle, then a caller that does not mark
+/// charged it: the head moved, the eviction does not go through, and the
+/// bucket takes marks again.
+#[test]
+fn an_eviction_that_loses_to_a_decision_leaves_the_bucket_open_to_marks() {
+    let accounts = scope();
+    let Ok(bucket) = accounts.bucket(&1, Nanos::ZERO) else {
+        panic!("room")
+    };
+    let now = Nanos::from_secs(1);
+    let s = bucket.snapshot();
+    assert!(admitted(acquire(&[&bucket], 1, now, MaxWait::Never)));
+    assert!(!bucket.retire_from(s, |_| ()));
+    assert!(!bucket.is_evicted());
+    let again = accounts.bucket_in_flight(&1, now);
+    assert!(again.is_ok_and(|a| Arc::ptr_eq(a.bucket(), &bucket)));
+}
+
+/// An evictor that retired the bucket and has not taken it out of the map
+/// yet: a lookup that marks finds it evicted, takes it out and makes the key
+/// a new bucket, which starts where the old one's units stop counting; the
+/// evictor, coming back, leaves the new one in place.
+#[test]
+fn an_evicted_bucket_takes_no_mark_and_its_key_gets_a_new_one() {
+    let accounts = scope();
+    let Ok(old) = accounts.bucket(&1, Nanos::ZERO) else {
+        panic!("room")
+    };
+    for _ in 0..5 {
+        assert!(admitted(acquire(&[&old], 1, Nanos::ZERO, MaxWait::Never)));
+    }
+    // Retired at 20 ms (idle since 0 + 10 ms), still in the map.
+    assert!(old.retire(20 * MS, |until| accounts.raise_floor(until)));
+    assert!(!old.mark_in_flight());
+    let Ok(new) = accounts.bucket_in_flight(&1, Nanos::new(20 * MS)) else {
+        panic!("a new bucket")
+    };
+    assert!(!Arc::ptr_eq(new.bucket(), &old));
+    assert_eq!(accounts.len(), 1);
+    accounts.forget(&1, &old);
+    assert_eq!(
+        accounts.len(),
+        1,
+        "the evictor takes out only what it evicted"
+    );
+    // A caller whose clock read was before the eviction (delayed since):
+    // the new bucket does not let it send where the old one still counted.
+    assert!(matches!(
+        acquire(&[new.bucket()], 5, Nanos::new(5 * MS), MaxWait::Forever),
+        Ok(Grant::Later(r)) if r.departure() >= Nanos::new(10 * MS)
+    ));
+}
+
+/// Two threads take buckets for fresh keys, marked, and "when the response
+/// comes back" block them; half of them never charge the bucket (a request
+/// that waits elsewhere first reads its bucket without writing it). A third
+/// evicts everything idle as fast as it can, at an instant long after every
+/// window. Every block must be found by the key's next lookup, and no
+/// decision on a marked bucket may find it retired.
+#[test]
+fn under_constant_eviction_no_marked_bucket_is_lost() {
+    let accounts = Arc::new(scope());
+    let done = Arc::new(AtomicBool::new(false));
+    let sweeps = Arc::new(AtomicU64::new(0));
+    let evictor = {
+        let (accounts, done, sweeps) = (accounts.clone(), done.clone(), sweeps.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                accounts.evict_idle(Nanos::from_secs(500));
+                sweeps.fetch_add(1, Ordering::Release);
+            }
+        })
+    };
+    let workers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (accounts, sweeps) = (accounts.clone(), sweeps.clone());
+            std::thread::spawn(move || {
+                for i in 0..2_000u64 {
+                    let key = t << 32 | i;
+                    let start = Nanos::new(i * MS);
+                    let Ok(on_its_way) = accounts.bucket_in_flight(&key, start) else {
+                        panic!("room")
+                    };
+                    let b = on_its_way.bucket();
+                    if i % 2 == 0 {
+                        // A new key's bucket starts where evicted ones stop
+                        // counting (the other worker's may be ahead).
+                        match acquire(&[b], 1, start, MaxWait::Forever) {
+                            Ok(Grant::Now) => {}
+                            Ok(Grant::Later(r)) => r.depart(),
+                            Err(r) => panic!("key {key}: {r:?}"),
+                        }
+                    } else {
+                        assert!(!b.is_evicted(), "key {key}: marked, and evicted");
+                    }
+                    // The response takes a sweep or two.
+                    if i % 16 < 2 {
+                        let seen = sweeps.load(Ordering::Acquire);
+                        while sweeps.load(Ordering::Acquire) < seen + 2 {
+                            std::thread::yield_now();
+                        }
+                    }
+                    b.block_until(Nanos::from_secs(1000));
+                    drop(on_its_way);
+                    let again = accounts.bucket(&key, start);
+                    assert!(
+                        again.is_ok_and(|b| b.blocked_until(start).is_some()),
+                        "key {key}: the block was lost to an eviction"
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        assert!(w.join().is_ok(), "a worker failed");
+    }
+    done.store(true, Ordering::Release);
+    assert!(evictor.join().is_ok());
+    // Every bucket was blocked before it was let go: none was idle.
+    assert_eq!(accounts.len(), 4_000);
+}
