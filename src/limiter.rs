@@ -317,17 +317,20 @@ impl<C: Clock> Limiter<C> {
         for (scope, is_account) in [(&self.accounts, true), (&self.api_keys, false)] {
             let Some(scope) = scope else { continue };
             if let Some(b) = scope.bucket_marked(req, now)? {
-                if let (Some(store), Some(raw)) = (&self.shared, scope.raw_key(req)) {
-                    let id = store.bucket_id(scope.name(), &raw);
-                    c.shared
-                        .push(SharedBucket::of(scope.name(), id, &b, &self.clock));
-                }
                 *(if is_account {
                     &mut c.account
                 } else {
                     &mut c.api_key
                 }) = Some(c.buckets.len());
+                // In the charge at once, which owns its mark from here on.
                 c.push_keyed(b);
+                if let (Some(store), Some(raw), Some(b)) =
+                    (&self.shared, scope.raw_key(req), c.buckets.last())
+                {
+                    let id = store.bucket_id(scope.name(), &raw);
+                    c.shared
+                        .push(SharedBucket::of(scope.name(), id, b, &self.clock));
+                }
             }
         }
         Ok(c)

@@ -255,9 +255,11 @@ impl<C: Clock> Limiter<C> {
             // The key the layer uses for an undeclared route is the router's
             // name for it, which is the server's label.
             let key = label.to_owned();
-            match each.bucket(&key, self.clock().now()) {
-                Ok(bucket) => {
-                    self.applied_route(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
+            // Marked while the seed is applied: not evicted under it.
+            match each.bucket_in_flight(&key, self.clock().now()) {
+                Ok(on_it) => {
+                    let bucket = on_it.bucket();
+                    self.applied_route(report, entry, SeedTarget::UndeclaredRoute, bucket, as_of);
                     // An eviction must not send the route back to the default.
                     let limits: Vec<u32> = (0..bucket.window_count())
                         .map(|i| bucket.limit(i).unwrap_or(0))

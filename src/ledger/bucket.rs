@@ -841,7 +841,10 @@ impl Bucket {
     pub(crate) fn unmark_in_flight(&self) {
         // Release: an eviction that finds no request on its way afterwards
         // sees every correction made before this (a block, a widening, a hold).
-        self.in_flight.fetch_sub(1, Ordering::Release);
+        let before = self.in_flight.fetch_sub(1, Ordering::Release);
+        // An unmark without its mark would wrap to RETIRED (a bucket that
+        // takes no mark, and is not evicted: its lookups would wait for good).
+        debug_assert!(before != 0 && before != RETIRED, "unmarked without a mark");
     }
 
     /// Seals a bucket not yet shared: it allows nothing until [`Bucket::open`].

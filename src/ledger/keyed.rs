@@ -122,7 +122,14 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     /// correction lost with it. A decision on a bucket evicted since this
     /// lookup fails with [`Refusal::Retired`]: look the key up again.
     pub fn bucket(&self, key: &K, now: Nanos) -> Result<Arc<Bucket>, Refusal> {
-        self.with_bucket(key, now, Arc::clone)
+        loop {
+            let b = self.with_bucket(key, now, Arc::clone)?;
+            if !b.is_evicted() {
+                return Ok(b);
+            }
+            // Evicted and not yet out of the map: taken out, the key made anew.
+            self.forget(key, &b);
+        }
     }
 
     /// Runs `f` on the bucket for `key` without cloning its `Arc`, creating the

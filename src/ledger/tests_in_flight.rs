@@ -2,7 +2,7 @@
 //! is never evicted, an evicted one takes no mark, and its key gets a new
 //! bucket that starts where the evicted one's units stop counting.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,7 +66,10 @@ fn a_bucket_marked_after_it_was_found_idle_is_not_evicted() {
     let now = Nanos::from_secs(1);
     let s = bucket.snapshot();
     assert!(bucket.is_idle(&s, now.as_u64()));
-    let on_its_way = accounts.bucket_in_flight(&1, now);
+    let Ok(on_its_way) = accounts.bucket_in_flight(&1, now) else {
+        panic!("marked")
+    };
+    assert!(Arc::ptr_eq(on_its_way.bucket(), &bucket));
     let mut stopped = None;
     assert!(!bucket.retire_from(s, |u| stopped = Some(u)));
     assert_eq!(
@@ -91,6 +94,9 @@ fn an_eviction_that_loses_to_a_decision_leaves_the_bucket_open_to_marks() {
     assert!(admitted(acquire(&[&bucket], 1, now, MaxWait::Never)));
     assert!(!bucket.retire_from(s, |_| ()));
     assert!(!bucket.is_evicted());
+    // Marked directly (a lookup would wait for a bucket that took no mark).
+    assert!(bucket.mark_in_flight(), "open to marks again");
+    bucket.unmark_in_flight();
     let again = accounts.bucket_in_flight(&1, now);
     assert!(again.is_ok_and(|a| Arc::ptr_eq(a.bucket(), &bucket)));
 }
@@ -130,71 +136,87 @@ fn an_evicted_bucket_takes_no_mark_and_its_key_gets_a_new_one() {
     ));
 }
 
-/// Two threads take buckets for fresh keys, marked, and "when the response
-/// comes back" block them; half of them never charge the bucket (a request
-/// that waits elsewhere first reads its bucket without writing it). A third
-/// evicts everything idle as fast as it can, at an instant long after every
-/// window. Every block must be found by the key's next lookup, and no
-/// decision on a marked bucket may find it retired.
+/// A plain lookup (no mark: seeding, reports, engine callers) that finds
+/// its key's bucket evicted and still in the map does not hand it out: a
+/// caller told to look the key up again would get the same one back.
 #[test]
-fn under_constant_eviction_no_marked_bucket_is_lost() {
+fn a_plain_lookup_of_an_evicted_bucket_makes_the_key_a_new_one() {
+    let accounts = scope();
+    let Ok(old) = accounts.bucket(&1, Nanos::ZERO) else {
+        panic!("room")
+    };
+    assert!(old.retire(20 * MS, |until| accounts.raise_floor(until)));
+    let Ok(new) = accounts.bucket(&1, Nanos::new(20 * MS)) else {
+        panic!("a new bucket")
+    };
+    assert!(!Arc::ptr_eq(&new, &old) && !new.is_evicted());
+    assert_eq!(accounts.len(), 1);
+}
+
+/// Two threads take marked buckets for four keys over and over, decide on
+/// them (or, every other time, only read them: a request that waits
+/// elsewhere first) and let them go, while a third evicts everything idle
+/// as fast as it can, at an instant long after every window: buckets are
+/// evicted between uses all the time, never while marked. A decision on a
+/// marked bucket never finds it retired, and a marked bucket is never seen
+/// evicted. (With a plain read of the count in place of its compare-and-swap,
+/// an eviction that read no mark goes through after one is taken.)
+#[test]
+fn under_constant_eviction_a_marked_bucket_is_never_evicted() {
     let accounts = Arc::new(scope());
     let done = Arc::new(AtomicBool::new(false));
-    let sweeps = Arc::new(AtomicU64::new(0));
     let evictor = {
-        let (accounts, done, sweeps) = (accounts.clone(), done.clone(), sweeps.clone());
+        let (accounts, done) = (accounts.clone(), done.clone());
         std::thread::spawn(move || {
+            let mut evicted = 0;
             while !done.load(Ordering::Acquire) {
-                accounts.evict_idle(Nanos::from_secs(500));
-                sweeps.fetch_add(1, Ordering::Release);
+                evicted += accounts.evict_idle(Nanos::from_secs(1000));
             }
+            evicted
         })
     };
     let workers: Vec<_> = (0..2u64)
         .map(|t| {
-            let (accounts, sweeps) = (accounts.clone(), sweeps.clone());
+            let accounts = accounts.clone();
             std::thread::spawn(move || {
-                for i in 0..2_000u64 {
-                    let key = t << 32 | i;
-                    let start = Nanos::new(i * MS);
-                    let Ok(on_its_way) = accounts.bucket_in_flight(&key, start) else {
+                let mut retired = 0u32;
+                for i in 0..20_000u64 {
+                    let key = (t + i) % 4;
+                    let now = Nanos::new(i * MS);
+                    let Ok(on_its_way) = accounts.bucket_in_flight(&key, now) else {
                         panic!("room")
                     };
                     let b = on_its_way.bucket();
                     if i % 2 == 0 {
-                        // A new key's bucket starts where evicted ones stop
-                        // counting (the other worker's may be ahead).
-                        match acquire(&[b], 1, start, MaxWait::Forever) {
+                        // A key's new bucket starts where its evicted ones
+                        // stop counting: it may have to wait.
+                        match acquire(&[b], 1, now, MaxWait::Forever) {
                             Ok(Grant::Now) => {}
                             Ok(Grant::Later(r)) => r.depart(),
+                            Err(Refusal::Retired { .. }) => retired += 1,
                             Err(r) => panic!("key {key}: {r:?}"),
                         }
-                    } else {
-                        assert!(!b.is_evicted(), "key {key}: marked, and evicted");
+                    } else if b.is_evicted() {
+                        retired += 1;
                     }
-                    // The response takes a sweep or two.
-                    if i % 16 < 2 {
-                        let seen = sweeps.load(Ordering::Acquire);
-                        while sweeps.load(Ordering::Acquire) < seen + 2 {
-                            std::thread::yield_now();
-                        }
+                    if i % 8 == 0 {
+                        std::thread::yield_now();
                     }
-                    b.block_until(Nanos::from_secs(1000));
                     drop(on_its_way);
-                    let again = accounts.bucket(&key, start);
-                    assert!(
-                        again.is_ok_and(|b| b.blocked_until(start).is_some()),
-                        "key {key}: the block was lost to an eviction"
-                    );
                 }
+                retired
             })
         })
         .collect();
-    for w in workers {
-        assert!(w.join().is_ok(), "a worker failed");
-    }
+    let retired: u32 = workers
+        .into_iter()
+        .map(|w| w.join().unwrap_or(u32::MAX))
+        .sum();
     done.store(true, Ordering::Release);
-    assert!(evictor.join().is_ok());
-    // Every bucket was blocked before it was let go: none was idle.
-    assert_eq!(accounts.len(), 4_000);
+    let evicted = evictor.join().unwrap_or(0);
+    assert_eq!(
+        retired, 0,
+        "marked buckets found evicted ({evicted} evictions)"
+    );
+    assert!(evicted > 0, "the evictor had nothing to race against");
 }
