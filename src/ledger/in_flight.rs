@@ -18,8 +18,9 @@
 //! still deciding (it takes a few instructions).
 //!
 //! The layer marks every keyed bucket a request is charged to, at the lookup
-//! (before the decision), and unmarks it when the request is done with: its
-//! response observed, or its future dropped.
+//! (before the decision), and unmarks it when the request's response future
+//! is dropped: after its response is observed, or when it is cancelled (a
+//! future kept after it completed keeps its marks until then).
 
 use std::fmt;
 use std::sync::Arc;

@@ -2,7 +2,9 @@
 //! keys), with bounded memory.
 //!
 //! The map is `papaya`'s lock-free hash map: lookups never block, even while
-//! another thread inserts or evicts. A bucket that has been idle for longer than
+//! another thread inserts or evicts (but a lookup that marks its bucket in
+//! flight waits out an eviction of it that is half done: a few instructions
+//! of another thread). A bucket that has been idle for longer than
 //! its longest window (and is neither blocked nor paced ahead) holds nothing
 //! worth keeping; when the scope reaches its cap, such buckets are evicted. An
 //! evicted bucket is first marked retired with a compare-and-swap on its head, so
