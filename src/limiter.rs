@@ -94,7 +94,7 @@ impl Charged {
     /// Adds `b`, a keyed scope's bucket marked in flight by its lookup: the
     /// charge owns the mark.
     fn push_keyed(&mut self, b: Arc<Bucket>) {
-        match self.bit(self.buckets.len()) {
+        match Self::bit(self.buckets.len()) {
             Some(bit) => self.in_flight |= bit,
             // Never: a request has at most four buckets (route, shared,
             // account, key). Unmarked, it would only be evictable.
@@ -103,7 +103,7 @@ impl Charged {
         self.buckets.push(b);
     }
 
-    fn bit(&self, index: usize) -> Option<u8> {
+    fn bit(index: usize) -> Option<u8> {
         u32::try_from(index).ok().and_then(|i| 1u8.checked_shl(i))
     }
 }
@@ -111,7 +111,7 @@ impl Charged {
 impl Drop for Charged {
     fn drop(&mut self) {
         for (i, b) in self.buckets.iter().enumerate() {
-            if self.bit(i).is_some_and(|bit| self.in_flight & bit != 0) {
+            if Self::bit(i).is_some_and(|bit| self.in_flight & bit != 0) {
                 b.unmark_in_flight();
             }
         }
@@ -262,7 +262,8 @@ impl<C: Clock> Limiter<C> {
     /// The buckets of an undeclared route: its own (an `Each` bucket, or one the
     /// server reported) or the shared one, and the shared ceiling too when the
     /// route also has its own from the server. An `Each` bucket comes marked
-    /// in flight if `charge` (the caller then owns the mark).
+    /// in flight if `charge`, and the third value says so (the caller then
+    /// owns the mark).
     fn undeclared(
         &self,
         key: std::borrow::Cow<'_, str>,
@@ -271,12 +272,12 @@ impl<C: Clock> Limiter<C> {
     ) -> Result<RouteCharge, Refusal> {
         Ok(match (&self.other, self.reported_route(&key)) {
             (RouteBuckets::Each(k), _) if charge => {
-                (Some(k.bucket_marked(&key.into_owned(), now)?), None)
+                (Some(k.bucket_marked(&key.into_owned(), now)?), None, true)
             }
-            (RouteBuckets::Each(k), _) => (Some(k.bucket(&key.into_owned(), now)?), None),
-            (RouteBuckets::Shared(shared), Some(own)) => (Some(own), Some(shared.clone())),
-            (RouteBuckets::Unlimited, own) => (own, None),
-            (RouteBuckets::Shared(b), None) => (Some(b.clone()), None),
+            (RouteBuckets::Each(k), _) => (Some(k.bucket(&key.into_owned(), now)?), None, false),
+            (RouteBuckets::Shared(shared), Some(own)) => (Some(own), Some(shared.clone()), false),
+            (RouteBuckets::Unlimited, own) => (own, None, false),
+            (RouteBuckets::Shared(b), None) => (Some(b.clone()), None, false),
         })
     }
 
@@ -285,14 +286,9 @@ impl<C: Clock> Limiter<C> {
         let mut c = Charged::default();
         c.buckets.reserve_exact(3);
         if let Some(router) = &self.router {
-            // Whether the route's bucket is one of a keyed scope's.
-            let keyed = matches!(self.other, RouteBuckets::Each(_));
-            let (bucket, shared_too, keyed) = match router.route(req.method(), req.path()) {
+            let (bucket, shared_too, marked) = match router.route(req.method(), req.path()) {
                 Some(RouteKey::Known(id)) => (self.routes.get(id.index()).cloned(), None, false),
-                Some(RouteKey::Other(key)) => {
-                    let (bucket, shared_too) = self.undeclared(key, now, true)?;
-                    (bucket, shared_too, keyed)
-                }
+                Some(RouteKey::Other(key)) => self.undeclared(key, now, true)?,
                 // Not rate limited (the usage endpoints, say): charged to no
                 // scope at all, so a refresh is never held back by the quotas
                 // it refreshes.
@@ -300,7 +296,7 @@ impl<C: Clock> Limiter<C> {
             };
             if let Some(b) = bucket {
                 c.route = Some(c.buckets.len());
-                if keyed {
+                if marked {
                     c.push_keyed(b);
                 } else {
                     c.buckets.push(b);
@@ -515,8 +511,9 @@ pub struct LimiterBuilder<C> {
     shared: Option<Arc<dyn SharedStore>>,
 }
 
-/// A route's own bucket, and the shared ceiling it also counts against.
-type RouteCharge = (Option<Arc<Bucket>>, Option<Arc<Bucket>>);
+/// A route's own bucket, the shared ceiling it also counts against, and
+/// whether the bucket came marked in flight (`Limiter::undeclared`).
+type RouteCharge = (Option<Arc<Bucket>>, Option<Arc<Bucket>>, bool);
 
 /// The default safety margin: 1 % of the window, at most 50 ms.
 fn default_margin(window: Duration) -> Duration {

@@ -63,19 +63,18 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let limiter = self.limiter.clone();
         let now = limiter.clock.now();
-        let rules = limiter.rules_for(req.host());
-        let cost = limiter.cost_of(&req);
         // Its keyed buckets are marked in flight by the charge: none is
         // evicted before the charge is dropped, with the response observed.
         let charged = match limiter.charge(&req, now) {
             Ok(c) => c,
             Err(refusal) => return ResponseFuture::refused(limiter, refusal),
         };
-        let decided = limiter.decide(&charged, cost, now);
+        let rules = limiter.rules_for(req.host());
+        let cost = limiter.cost_of(&req);
         let route = charged
             .target(crate::Target::Route)
             .map_or("unrouted", |b| &**b.label());
-        match decided {
+        match limiter.decide(&charged, cost, now) {
             Ok(Admission::Now) if limiter.shared.is_some() => {
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);

@@ -130,7 +130,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
                 return Ok(b);
             }
             // Evicted and not yet out of the map: taken out, the key made anew.
-            self.forget(key, &b);
+            self.forget_evicted(key);
         }
     }
 
@@ -223,7 +223,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
             // The floor is raised before the head says evicted, so a bucket
             // made for the key once it is seen evicted starts after it.
             if b.retire(now.as_u64(), |until| self.raise_floor(until)) {
-                self.forget(k, b);
+                self.forget_evicted(k);
                 evicted += 1;
             }
         }
@@ -236,20 +236,12 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         self.floor.fetch_max(until, Ordering::SeqCst);
     }
 
-    /// Takes `evicted` out of the map, if it is still there: whoever finds it
-    /// first (its evictor, or a lookup of its key) removes it, and never the
-    /// bucket made for the key since.
-    pub(super) fn forget(&self, key: &K, evicted: &Arc<Bucket>) {
-        let _ = self
-            .map
-            .pin()
-            .remove_if(key, |_, b| Arc::ptr_eq(b, evicted));
-    }
-
-    /// Takes `key`'s bucket out of the map if it is evicted (for good: its
-    /// floor is raised, a new one may be made).
+    /// Takes `key`'s bucket out of the map if it is evicted: whoever finds it
+    /// first (its evictor, or a lookup of its key) removes it, and never a
+    /// bucket made for the key since (evicted is for good, and the floor was
+    /// raised before: a new one may be made).
     #[cold]
-    fn forget_evicted(&self, key: &K) {
+    pub(super) fn forget_evicted(&self, key: &K) {
         let _ = self.map.pin().remove_if(key, |_, b| b.is_evicted());
     }
 
@@ -279,7 +271,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
                 return Ok(b.clone());
             }
             if b.is_evicted() {
-                self.forget(key, b);
+                self.forget_evicted(key);
             } else {
                 std::thread::yield_now();
             }

@@ -296,15 +296,17 @@ impl Bucket {
         if s.head.is_evicted() {
             return;
         }
-        let targets: Vec<(usize, u64, bool)> = windows
+        // Each window to hold in: until when, whether this report's count
+        // replaces its live hold, and the units of that hold kept otherwise.
+        let targets: Vec<(usize, u64, bool, u64)> = windows
             .iter()
             .enumerate()
             .map(|(u, win)| (u, win.server_frees(below - 1)))
             .filter(|&(_, until)| until > received)
             .map(|(u, until)| {
-                let (_, old_until) = self.held_at(u, received);
+                let (old_units, old_until) = self.held_at(u, received);
                 let fresh = !touched.get(u).copied().unwrap_or(true) && until >= old_until;
-                (u, until, fresh)
+                (u, until, fresh, if fresh { 0 } else { old_units })
             })
             .collect();
         // What `k` counts, less a hold this report's count replaces.
@@ -317,18 +319,13 @@ impl Bucket {
             .saturating_sub(counted)
             .saturating_sub(lacking)
             .min(older);
-        let fits = |&(u, _, fresh): &(usize, u64, bool)| {
-            let kept = if fresh {
-                0
-            } else {
-                self.held_at(u, received).0
-            };
-            kept.saturating_add(units) <= MAX_HELD
-        };
-        if !targets.iter().all(fits) {
+        if targets
+            .iter()
+            .any(|&(_, _, _, kept)| kept.saturating_add(units) > MAX_HELD)
+        {
             return;
         }
-        for &(u, until, fresh) in &targets {
+        for &(u, until, fresh, _) in &targets {
             if units > 0 || fresh {
                 self.hold(u, units, until, received, fresh);
             }

@@ -122,7 +122,7 @@ fn an_evicted_bucket_takes_no_mark_and_its_key_gets_a_new_one() {
     };
     assert!(!Arc::ptr_eq(new.bucket(), &old));
     assert_eq!(accounts.len(), 1);
-    accounts.forget(&1, &old);
+    accounts.forget_evicted(&1);
     assert_eq!(
         accounts.len(),
         1,
