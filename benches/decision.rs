@@ -11,7 +11,9 @@
 //! - `two-threads/*`: one bucket, two threads; an iteration is one decision, and the
 //!   wall time of `iters` decisions split over both threads is reported, so the
 //!   figure is time per decision at the combined throughput.
-//! - `keyed-10k/*`: 10,000 keys visited round robin.
+//! - `keyed-10k/*`: 10,000 keys visited round robin, then shuffled; the
+//!   shuffled decision also in its two parts (the lookup, and the decision on a
+//!   bucket already found).
 
 use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;
@@ -341,6 +343,33 @@ fn keyed(c: &mut Criterion) {
             black_box(gov.check_key(&order[i]).is_ok())
         })
     });
+    // The shuffled decision in two parts: finding the bucket (and reading the
+    // line of it that a lookup reads), and deciding on a bucket already found.
+    g.bench_function(
+        "shuffled parts/tower-quota lookup only (system clock)",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % order.len();
+                black_box(ours.with_bucket(&order[i], clock.now(), |b| Arc::as_ptr(b) as usize))
+            })
+        },
+    );
+    let found: Vec<Arc<Bucket>> = (0..KEYS)
+        .filter_map(|k| ours.bucket(&k, clock.now()).ok())
+        .collect();
+    g.bench_function(
+        "shuffled parts/tower-quota decision only (system clock)",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % order.len();
+                let bucket = &found[order[i] as usize % found.len()];
+                black_box(matches!(
+                    acquire(&[bucket], 1, clock.now(), MaxWait::Never),
+                    Ok(Grant::Now)
+                ))
+            })
+        },
+    );
     g.finish();
 }
 

@@ -267,3 +267,50 @@ fn memory_per_bucket() {
     );
     assert!(account.footprint() < 1_000);
 }
+
+/// The map grows while other threads list the scope: every listing shows each
+/// bucket once (a table being resized may show an entry twice), and every key
+/// inserted before a listing began is in it.
+#[test]
+fn listing_a_growing_scope_shows_each_bucket_once() {
+    const KEYS: u64 = 20_000;
+    let scope: Arc<KeyedBuckets<u64>> = Arc::new(KeyedBuckets::new(
+        "per_account",
+        Quota::per_minute(10),
+        KEYS as usize,
+    ));
+    let inserted = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (scope, inserted) = (scope.clone(), inserted.clone());
+        thread::spawn(move || {
+            for k in 0..KEYS {
+                assert!(
+                    scope.bucket(&k, Nanos::ZERO).is_ok(),
+                    "key {k}: within the cap"
+                );
+                inserted.store(k + 1, Ordering::SeqCst);
+            }
+        })
+    };
+    let mut listings = 0;
+    loop {
+        let before = inserted.load(Ordering::SeqCst);
+        let all = scope.buckets();
+        let mut seen: Vec<usize> = all.iter().map(|b| Arc::as_ptr(b) as usize).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), all.len(), "a bucket listed twice");
+        assert!(
+            all.len() as u64 >= before,
+            "{} listed, {before} inserted before",
+            all.len()
+        );
+        listings += 1;
+        if before == KEYS {
+            break;
+        }
+    }
+    writer.join().expect("the writer");
+    assert_eq!(scope.len(), KEYS as usize);
+    assert!(listings > 1, "the listings raced the insertions");
+}

@@ -1,8 +1,8 @@
 //! Buckets created on first use, for keys not known in advance (accounts, API
 //! keys), with bounded memory.
 //!
-//! The map is `papaya`'s lock-free hash map: lookups never block, even while
-//! another thread inserts or evicts (but a lookup that marks its bucket in
+//! The map is `scc`'s `HashIndex`, whose reads are lock-free: lookups never
+//! block, even while another thread inserts or evicts (but a lookup that marks its bucket in
 //! flight waits out an eviction of it that is half done: a few instructions
 //! of another thread). A bucket that has been idle for longer than
 //! its longest window (and is neither blocked nor paced ahead) holds nothing
@@ -16,7 +16,7 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::bucket::Bucket;
@@ -50,7 +50,10 @@ pub struct KeyedBuckets<K> {
     /// bucket and the ones created later (see [`KeyedBuckets::set_limit`]).
     overrides: Box<[AtomicU32]>,
     cap: usize,
-    map: papaya::HashMap<K, Arc<Bucket>, foldhash::fast::RandomState>,
+    map: scc::HashIndex<K, Arc<Bucket>, foldhash::fast::RandomState>,
+    /// Buckets in `map`: counted here, as `HashIndex::len` reads the whole
+    /// table.
+    count: AtomicUsize,
     /// When the units of every evicted bucket stop counting. A bucket made for
     /// a key again leaves nothing earlier (see [`Bucket::open`]): a caller that
     /// read its clock before the eviction (and was delayed) would otherwise
@@ -86,17 +89,18 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
             remembered: papaya::HashMap::builder()
                 .hasher(foldhash::fast::RandomState::default())
                 .build(),
-            // Blocking resizes: papaya's default incremental mode can leave a
-            // resize unfinished when entries only arrive through
-            // get_or_insert_with, and every lookup then probes both tables
-            // (measured: 218 ns instead of 19 ns per lookup at 10,000 keys).
-            // foldhash: keys are the user's own account and key ids, and a
-            // seeded fast hash costs 2-3 ns where SipHash costs 15.
-            map: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .resize_mode(papaya::ResizeMode::Blocking)
-                .capacity(cap.clamp(1, 1024))
-                .build(),
+            // HashIndex rather than papaya's map: its entries (key and
+            // `Arc`) sit inline in its buckets, where papaya's are boxed one
+            // by one, so a lookup follows one pointer less (BENCHMARKS.md,
+            // "Keyed decisions, timed": 136-142 -> 97-99 ns a lookup over
+            // 10,000 keys in random order, with a clock read). foldhash:
+            // keys are the user's own account and key ids, and a seeded fast
+            // hash costs 2-3 ns where SipHash costs 15.
+            map: scc::HashIndex::with_capacity_and_hasher(
+                cap.clamp(1, 1024),
+                foldhash::fast::RandomState::default(),
+            ),
+            count: AtomicUsize::new(0),
         }
     }
 
@@ -107,12 +111,12 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
 
     /// How many buckets the scope holds.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.count.load(Ordering::SeqCst)
     }
 
     /// Whether the scope holds no bucket.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// The bucket for `key`, created if needed.
@@ -142,51 +146,46 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         now: Nanos,
         f: impl FnOnce(&Arc<Bucket>) -> R,
     ) -> Result<R, Refusal> {
-        let map = self.map.pin();
-        let b = match map.get(key) {
-            Some(b) => b,
-            None => self.insert(&map, key, now)?,
-        };
+        let guard = scc::Guard::new();
+        if let Some(b) = self.map.peek(key, &guard) {
+            b.open(|| self.floor.load(Ordering::SeqCst));
+            return Ok(f(b));
+        }
+        let b = self.insert(key, now)?;
         b.open(|| self.floor.load(Ordering::SeqCst));
-        Ok(f(b))
+        Ok(f(&b))
     }
 
     /// Puts a sealed bucket for `key` in the map (or finds the one another
-    /// thread put there). Sealed, because the map may insert a bucket built
-    /// before a predecessor for the key was evicted (papaya keeps a value it
-    /// failed to insert and inserts it on retry): only a floor read after
-    /// finding the bucket in the map is new enough.
+    /// thread put there). Sealed, because a bucket built before a
+    /// predecessor for the key was evicted may reach the map after it: only
+    /// a floor read after finding the bucket in the map is new enough.
     ///
     /// Out of line: inlined, the compiler hoisted the label's SipHash out of
     /// the lookup and ran it on every decision (about 90 of 520 instructions).
     #[cold]
     #[inline(never)]
-    fn insert<'g>(
-        &self,
-        map: &'g papaya::HashMapRef<
-            '_,
-            K,
-            Arc<Bucket>,
-            foldhash::fast::RandomState,
-            impl papaya::Guard,
-        >,
-        key: &K,
-        now: Nanos,
-    ) -> Result<&'g Arc<Bucket>, Refusal> {
-        if self.map.len() >= self.cap && self.evict_idle(now) == 0 && self.map.len() >= self.cap {
+    fn insert(&self, key: &K, now: Nanos) -> Result<Arc<Bucket>, Refusal> {
+        if self.len() >= self.cap && self.evict_idle(now) == 0 && self.len() >= self.cap {
             return Err(Refusal::TooManyKeys {
                 scope: self.scope.clone(),
                 cap: self.cap,
             });
         }
-        let label = format!("{}#{:08x}", self.scope, self.fingerprint(key));
-        let b = map.get_or_insert_with(key.clone(), || {
-            Arc::new(Bucket::new(label, self.limits.clone()).sealed())
-        });
+        let b = match self.map.entry_sync(key.clone()) {
+            scc::hash_index::Entry::Occupied(found) => found.get().clone(),
+            scc::hash_index::Entry::Vacant(vacant) => {
+                let label = format!("{}#{:08x}", self.scope, self.fingerprint(key));
+                let b = Arc::new(Bucket::new(label, self.limits.clone()).sealed());
+                self.count.fetch_add(1, Ordering::SeqCst);
+                vacant.insert_entry(Arc::clone(&b));
+                b
+            }
+        };
         // After the insertion: a concurrent `set_limit` either stored its
         // override before this read or finds this bucket in the map.
-        self.apply_overrides(b);
-        self.apply_remembered(key, b);
+        self.apply_overrides(&b);
+        self.apply_remembered(key, &b);
         Ok(b)
     }
 
@@ -209,17 +208,22 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         }
     }
 
-    /// Every bucket the scope holds now (for reports).
+    /// Every bucket the scope holds now (for reports), each once.
     pub fn buckets(&self) -> Vec<Arc<Bucket>> {
-        self.map.pin().iter().map(|(_, b)| b.clone()).collect()
+        let guard = scc::Guard::new();
+        let mut all: Vec<Arc<Bucket>> = self.map.iter(&guard).map(|(_, b)| b.clone()).collect();
+        // A table being resized may show an entry twice.
+        all.sort_unstable_by_key(|b| Arc::as_ptr(b) as usize);
+        all.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        all
     }
 
     /// Evicts every bucket idle at `now` (none with a request on its way:
     /// [`InFlight`](super::InFlight)); returns how many were evicted.
     pub fn evict_idle(&self, now: Nanos) -> usize {
-        let map = self.map.pin();
+        let guard = scc::Guard::new();
         let mut evicted = 0;
-        for (k, b) in map.iter() {
+        for (k, b) in self.map.iter(&guard) {
             // The floor is raised before the head says evicted, so a bucket
             // made for the key once it is seen evicted starts after it.
             if b.retire(now.as_u64(), |until| self.raise_floor(until)) {
@@ -242,7 +246,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     /// raised before: a new one may be made).
     #[cold]
     pub(super) fn forget_evicted(&self, key: &K) {
-        let _ = self.map.pin().remove_if(key, |_, b| b.is_evicted());
+        if self.map.remove_if_sync(key, |b| b.is_evicted()) {
+            self.count.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// The bucket for `key`, created if needed, marked as having a request
@@ -260,15 +266,15 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     /// [`KeyedBuckets::bucket_in_flight`], the mark owned by the caller.
     pub(crate) fn bucket_marked(&self, key: &K, now: Nanos) -> Result<Arc<Bucket>, Refusal> {
         loop {
-            let map = self.map.pin();
-            let b = match map.get(key) {
-                Some(b) => b,
-                None => self.insert(&map, key, now)?,
+            let guard = scc::Guard::new();
+            let b = match self.map.peek(key, &guard) {
+                Some(b) => b.clone(),
+                None => self.insert(key, now)?,
             };
             // Marked before it is opened: a sealed bucket is never idle.
             if b.mark_in_flight() {
                 b.open(|| self.floor.load(Ordering::SeqCst));
-                return Ok(b.clone());
+                return Ok(b);
             }
             if b.is_evicted() {
                 self.forget_evicted(key);
@@ -323,7 +329,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
             return false;
         };
         slot.store(limit.get(), Ordering::SeqCst);
-        for (_, b) in self.map.pin().iter() {
+        for (_, b) in self.map.iter(&scc::Guard::new()) {
             b.set_limit(index, limit);
         }
         true
