@@ -343,6 +343,24 @@ fn keyed(c: &mut Criterion) {
             black_box(gov.check_key(&order[i]).is_ok())
         })
     });
+    // As the layer charges a keyed scope: the bucket marked as having a
+    // request on its way (kept from eviction) until the response, here at once.
+    g.bench_function(
+        "allowed shuffled/tower-quota marked, as the layer (system clock)",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % order.len();
+                let now = clock.now();
+                let Ok(on_its_way) = ours.bucket_in_flight(&order[i], now) else {
+                    return false;
+                };
+                black_box(matches!(
+                    acquire(&[on_its_way.bucket()], 1, now, MaxWait::Never),
+                    Ok(Grant::Now)
+                ))
+            })
+        },
+    );
     // The shuffled decision in two parts: finding the bucket (and reading the
     // line of it that a lookup reads), and deciding on a bucket already found.
     g.bench_function(

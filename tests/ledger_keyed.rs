@@ -314,3 +314,50 @@ fn listing_a_growing_scope_shows_each_bucket_once() {
     assert_eq!(scope.len(), KEYS as usize);
     assert!(listings > 1, "the listings raced the insertions");
 }
+
+/// Four threads churn 200,000 keys through a scope capped at 1,000: the
+/// scope's count of its buckets stays exact (it is kept beside the map, whose
+/// own count reads the whole table) and within the cap but for the threads
+/// racing at it.
+#[test]
+fn churning_keys_keeps_the_count_exact_and_within_the_cap() {
+    const CAP: usize = 1_000;
+    let scope: Arc<KeyedBuckets<u64>> = Arc::new(KeyedBuckets::new(
+        "per_key",
+        Quota::new(10, Duration::from_millis(1)).unwrap_or(Quota::per_second(10)),
+        CAP,
+    ));
+    let clock = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (scope, clock) = (scope.clone(), clock.clone());
+            thread::spawn(move || {
+                let mut refused = 0;
+                for k in 0..50_000u64 {
+                    // 10 us apart: a bucket is idle a millisecond after its use.
+                    let now = Nanos::new(clock.fetch_add(10_000, Ordering::SeqCst));
+                    // Waits allowed: a thread preempted since it read the
+                    // clock may find a new bucket starting at the scope's
+                    // floor, the latest eviction, which is after its `now`.
+                    if scope
+                        .acquire(&(t << 32 | k), 1, now, MaxWait::Forever)
+                        .is_err()
+                    {
+                        refused += 1;
+                    }
+                    assert!(scope.len() <= CAP + 4, "{} buckets", scope.len());
+                }
+                refused
+            })
+        })
+        .collect();
+    let refused: u32 = threads
+        .into_iter()
+        .map(|t| t.join().expect("a churner"))
+        .sum();
+    assert_eq!(scope.len(), scope.buckets().len());
+    assert!(scope.len() <= CAP);
+    // Evictions made room every time: a new key is refused only when the
+    // scope is full of buckets used in the last millisecond (about 100).
+    assert_eq!(refused, 0);
+}

@@ -143,6 +143,10 @@ struct Hot {
     /// of a keyed bucket.
     sealed: AtomicBool,
     has_fixed: bool,
+    /// log2 of the smallest group among the windows that write a ring (0 if
+    /// one is exact): groups are powers of two, so where no group of this
+    /// size ends, none ends, and a claim writes no ring.
+    finest_group: u8,
     /// The longest window, margin included: a unit leaves every window by
     /// then (unless slow responses widened one).
     longest: u64,
@@ -165,6 +169,12 @@ impl Bucket {
                 head: HeadCell::new(Head::at(0, 0)),
                 blocked_until: AtomicU64::new(0),
                 has_fixed: windows.iter().any(Window::is_fixed),
+                finest_group: windows
+                    .iter()
+                    .filter(|w| w.writes())
+                    .map(Window::group_shift)
+                    .min()
+                    .unwrap_or(0),
                 longest: windows.iter().map(Window::length).max().unwrap_or(0),
                 held_until: AtomicU64::new(0),
                 pacer: limits.pacing().map(|p| Box::new(Pacer::new(p))),
@@ -394,6 +404,9 @@ impl Bucket {
     /// window's ring, keeping what it displaces in `saved` if given.
     #[inline]
     fn record(&self, first: u64, cost: u64, d: u64, mut saved: Option<&mut Vec<u64>>) {
+        if Window::end_no_group(self.hot.finest_group, first, cost) {
+            return; // in the bounded variant, most claims end no group
+        }
         for w in self.hot.windows.iter() {
             w.record(first, cost, d, saved.as_deref_mut());
         }

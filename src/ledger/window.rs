@@ -191,6 +191,16 @@ impl Window {
         std::mem::size_of::<Window>() + ring
     }
 
+    /// log2 of the units per slot (0 when exact).
+    pub(crate) fn group_shift(&self) -> u8 {
+        self.gshift
+    }
+
+    /// Whether this window writes its ring (the first window on it).
+    pub(crate) fn writes(&self) -> bool {
+        self.writes
+    }
+
     /// Units per slot: 1 when exact, a power of two when bounded.
     #[cfg(test)]
     fn group(&self) -> u64 {
@@ -379,6 +389,14 @@ impl Window {
         } else {
             head.last
         }
+    }
+
+    /// Whether units `first..first + cost` end no group of `2^shift` units,
+    /// and so none of any window whose groups are at least that large (groups
+    /// are powers of two: each one's end is the end of a smaller one).
+    #[inline]
+    pub(crate) fn end_no_group(shift: u8, first: u64, cost: u64) -> bool {
+        shift > 0 && first >> shift == first.saturating_add(cost) >> shift
     }
 
     /// Group indices whose last unit is among `first..first + cost`.
@@ -652,5 +670,41 @@ mod tests {
         let ends: Vec<u64> = exact.group_ends(0, 1_000_000).collect();
         assert_eq!(ends.len(), exact.slots.len());
         assert_eq!(ends.last(), Some(&999_999));
+    }
+
+    #[test]
+    fn units_that_end_no_finest_group_end_no_group_of_any_window() {
+        let bounded = |slots: u32, limit: u32| {
+            let slots = NonZeroU32::new(slots).unwrap_or(NonZeroU32::MIN);
+            Window::new(&q(limit, 10), Storage::Bounded { slots }, limit)
+        };
+        // Groups of 1 (exact), 4, 16 and 64 units.
+        let windows = [
+            Window::new(&q(6, 10), Storage::Exact, 6),
+            bounded(2, 6),
+            bounded(2, 24),
+            bounded(2, 96),
+        ];
+        let shifts: Vec<u8> = windows.iter().map(|w| w.gshift).collect();
+        assert_eq!(shifts, [0, 2, 4, 6]);
+        for first in 0..300 {
+            for cost in 1..70 {
+                for finest in &windows {
+                    let none = Window::end_no_group(finest.gshift, first, cost);
+                    for w in windows.iter().filter(|w| w.gshift >= finest.gshift) {
+                        let ends = w.group_ends(first, cost).count();
+                        if none {
+                            assert_eq!(ends, 0, "{first}+{cost}: group {}", w.group());
+                        }
+                    }
+                    if finest.gshift > 0 && !none {
+                        assert!(finest.group_ends(first, cost).count() > 0, "{first}+{cost}");
+                    }
+                }
+            }
+        }
+        // An exact window ends a group with every unit: never skipped.
+        assert!(!Window::end_no_group(0, 5, 1));
+        assert!(Window::end_no_group(2, u64::MAX - 1, 5), "no overflow");
     }
 }
