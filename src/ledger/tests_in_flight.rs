@@ -115,7 +115,7 @@ fn an_evicted_bucket_takes_no_mark_and_its_key_gets_a_new_one() {
         assert!(admitted(acquire(&[&old], 1, Nanos::ZERO, MaxWait::Never)));
     }
     // Retired at 20 ms (idle since 0 + 10 ms), still in the map.
-    assert!(old.retire(20 * MS, |until| accounts.raise_floor(until)));
+    assert!(old.retire(20 * MS, |until| accounts.raise_floor(&1, until)));
     assert!(!old.mark_in_flight());
     let Ok(new) = accounts.bucket_in_flight(&1, Nanos::new(20 * MS)) else {
         panic!("a new bucket")
@@ -145,7 +145,7 @@ fn a_plain_lookup_of_an_evicted_bucket_makes_the_key_a_new_one() {
     let Ok(old) = accounts.bucket(&1, Nanos::ZERO) else {
         panic!("room")
     };
-    assert!(old.retire(20 * MS, |until| accounts.raise_floor(until)));
+    assert!(old.retire(20 * MS, |until| accounts.raise_floor(&1, until)));
     let Ok(new) = accounts.bucket(&1, Nanos::new(20 * MS)) else {
         panic!("a new bucket")
     };
