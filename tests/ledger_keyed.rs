@@ -337,8 +337,10 @@ fn churning_keys_keeps_the_count_exact_and_within_the_cap() {
                     // 10 us apart: a bucket is idle a millisecond after its use.
                     let now = Nanos::new(clock.fetch_add(10_000, Ordering::SeqCst));
                     // Waits allowed: a thread preempted since it read the
-                    // clock may find a new bucket starting at the scope's
-                    // floor, the latest eviction, which is after its `now`.
+                    // clock may find a new bucket starting at the floor of
+                    // its slot, raised by the eviction of a key that shares
+                    // it, which is after its `now` (81-118 such waits a run,
+                    // 527-548 with one floor for the scope).
                     if scope
                         .acquire(&(t << 32 | k), 1, now, MaxWait::Forever)
                         .is_err()
