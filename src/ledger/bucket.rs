@@ -928,6 +928,54 @@ mod tests {
     use super::*;
     use crate::quota::Quota;
 
+    /// Bounded windows of three group sizes: a claim that ends a group of
+    /// any window writes that window's ring, whichever sizes the others
+    /// have (a claim skips the rings only where the finest group does not
+    /// end). An unwritten slot would read as unknown, and after sixteen laps
+    /// as a stale departure.
+    #[test]
+    fn every_group_a_claim_ends_is_written_in_its_window() {
+        let slots = std::num::NonZeroU32::new(4).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota =
+            |limit, ns| Quota::new(limit, Duration::from_nanos(ns)).unwrap_or(Quota::per_second(1));
+        let b = Bucket::new(
+            "three",
+            Limits::new([quota(32, 1_000), quota(8, 100), quota(128, 4_000)])
+                .storage(crate::quota::Storage::Bounded { slots }),
+        );
+        let shifts: Vec<u8> = b.window_list().iter().map(Window::group_shift).collect();
+        let mut distinct = shifts.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3, "three group sizes: {shifts:?}");
+        assert!(b.window_list().iter().all(Window::writes), "three rings");
+        let mut t = 0;
+        for cost in [1u32, 1, 3, 1, 2, 5, 1, 1, 7, 1, 4, 1, 1, 9, 2, 1].repeat(8) {
+            t += 10_000; // every window empty again: every claim leaves now
+            let s = b.snapshot();
+            assert!(b.commit(&s, u64::from(cost), t).is_ok());
+            let head = b.snapshot().head;
+            for (w, &shift) in b.window_list().iter().zip(&shifts) {
+                let complete = head.units >> shift;
+                if complete == 0 {
+                    continue;
+                }
+                // The first unit after the last complete group: the ring
+                // knows the group before it.
+                let next = complete << shift;
+                let known = w.known_time_of(next, head);
+                let (group, units) = (complete - 1, head.units);
+                assert!(
+                    known.is_some(),
+                    "shift {shift}: group {group} unwritten at {units}"
+                );
+                if units - u64::from(cost) < next {
+                    assert_eq!(known, Some(t), "shift {shift}: ended by this claim");
+                }
+            }
+        }
+    }
+
     #[test]
     fn what_a_decision_reads_fits_three_cache_lines() {
         assert_eq!(std::mem::size_of::<Hot>(), 192);

@@ -91,9 +91,11 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
             overrides: limits.quotas().iter().map(|_| AtomicU32::new(0)).collect(),
             limits,
             cap,
-            // A slot a key for up to 4096 keys (8 bytes each, beside a
-            // bucket's 700 or more), then shared.
-            floors: (0..cap.next_power_of_two().clamp(64, 4096))
+            // As many slots as the cap allows keys, from 64 to 4096 (8
+            // bytes each, beside a bucket's 700 or more). Keys hash into
+            // them, so some share a slot however many there are: the floor
+            // holds back only keys whose slot an eviction raised.
+            floors: (0..cap.min(4096).next_power_of_two().max(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             remembered: papaya::HashMap::builder()
@@ -167,9 +169,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     }
 
     /// Puts a sealed bucket for `key` in the map (or finds the one another
-    /// thread put there). Sealed, because a bucket built before a
-    /// predecessor for the key was evicted may reach the map after it: only
-    /// a floor read after finding the bucket in the map is new enough.
+    /// thread put there), opened by whoever finds it first, reading the
+    /// floor of its key's slot then. The map builds the bucket under its
+    /// entry's lock, after any predecessor for the key was removed (and so
+    /// evicted, its floor raised), so the floor could be read here as well;
+    /// sealing keeps the rule in one place for every way a bucket is found
+    /// (with papaya, which could insert a bucket built before the
+    /// predecessor's eviction, it was needed).
     ///
     /// Out of line: inlined, the compiler hoisted the label's SipHash out of
     /// the lookup and ran it on every decision (about 90 of 520 instructions).
@@ -407,6 +413,23 @@ mod tests {
 
     use super::*;
     use crate::quota::Quota;
+
+    /// A cap of `usize::MAX` ("no cap") sizes the floors without overflow.
+    #[test]
+    fn any_cap_sizes_the_floors() {
+        for (cap, slots) in [
+            (0, 64),
+            (1, 64),
+            (100, 128),
+            (4096, 4096),
+            (usize::MAX, 4096),
+        ] {
+            let keys: KeyedBuckets<u64> = KeyedBuckets::new("per_key", Quota::per_second(1), cap);
+            assert_eq!(keys.floors.len(), slots, "cap {cap}");
+            let g = keys.acquire(&1, 1, Nanos::ZERO, MaxWait::Never);
+            assert!(matches!(g, Ok(Grant::Now)), "cap {cap}: {g:?}");
+        }
+    }
 
     /// A caller whose clock read 500, before an eviction at 2,000 of buckets
     /// whose units counted until 1,100: a key made again is held back until
