@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 use crate::clock::{Clock, Nanos, TokioClock};
 use crate::headers::HeaderRules;
 use crate::ledger::{
-    acquire, acquire_from, Bucket, Grant, KeyedBuckets, MaxWait, Refusal, Reservation,
+    acquire, acquire_from, Bucket, Grant, InFlight, KeyedBuckets, MaxWait, Refusal, Reservation,
 };
 use crate::message::HttpRequest;
 use crate::quota::Limits;
@@ -465,9 +465,13 @@ impl<C: Clock> Limiter<C> {
         }
     }
 
-    /// The per-account buckets that exist now; `None` without an account scope.
-    pub(crate) fn account_buckets(&self) -> Option<Vec<Arc<Bucket>>> {
-        self.accounts.as_ref().map(KeyScope::buckets)
+    /// The per-account buckets that exist now, marked in flight until
+    /// dropped (kept from eviction while something is applied to them);
+    /// `None` without an account scope.
+    pub(crate) fn account_buckets(&self) -> Option<Vec<InFlight>> {
+        self.accounts
+            .as_ref()
+            .map(|s| s.keyed().buckets_in_flight())
     }
 
     pub(crate) fn account_scope(&self) -> Option<&KeyedBuckets<u64>> {

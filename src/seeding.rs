@@ -312,8 +312,10 @@ impl<C: Clock> Limiter<C> {
             self.applied_route(report, entry, SeedTarget::SharedOtherRoutes, bucket, as_of);
         }
         if let Some(each) = self.each_other_buckets() {
-            for bucket in each.buckets() {
-                self.applied_route(report, entry, SeedTarget::UndeclaredRoute, &bucket, as_of);
+            // Marked while the seed is applied: not evicted under it.
+            for on_it in each.buckets_in_flight() {
+                let bucket = on_it.bucket();
+                self.applied_route(report, entry, SeedTarget::UndeclaredRoute, bucket, as_of);
             }
             template(report, each, entry, SeedTarget::NewRouteBuckets, as_of);
         }
@@ -327,8 +329,8 @@ impl<C: Clock> Limiter<C> {
         if entry.route != SeedRoute::Default {
             return skip(report, entry, SeedSkip::PerAccountRoute);
         }
-        for bucket in &accounts {
-            applied(report, entry, SeedTarget::Account, bucket, as_of);
+        for on_it in &accounts {
+            applied(report, entry, SeedTarget::Account, on_it.bucket(), as_of);
         }
         if let Some(keyed) = self.account_scope() {
             template(report, keyed, entry, SeedTarget::NewAccountBuckets, as_of);
@@ -522,7 +524,10 @@ mod tests {
         assert_eq!(limit(Method::POST, "/accounts"), 40, "its own entry wins");
         let accounts = limiter.account_buckets().unwrap_or_default();
         assert_eq!(
-            accounts.iter().map(|b| b.limit(0)).collect::<Vec<_>>(),
+            accounts
+                .iter()
+                .map(|b| b.bucket().limit(0))
+                .collect::<Vec<_>>(),
             [Some(25)]
         );
         let reasons: Vec<SeedSkip> = report.skipped.iter().map(|s| s.reason).collect();

@@ -777,15 +777,11 @@ impl Bucket {
         }
     }
 
-    /// Whether the bucket holds nothing worth keeping at `now`: no unit that
-    /// still counts in a window (a fixed window's margin included), no block,
-    /// no pacing ahead, no widening. A store that drops such a bucket and makes
-    /// it again later loses nothing.
-    pub(crate) fn holds_nothing(&self, now: Nanos) -> bool {
-        self.is_idle(&self.snapshot(), now.as_u64())
-    }
-
-    /// Whether the bucket, as in snapshot `s`, holds nothing worth keeping at `now`.
+    /// Whether the bucket, as in snapshot `s`, holds nothing worth keeping at
+    /// `now`: no request on its way, no unit that still counts in a window (a
+    /// fixed window's margin included), no block, no pacing ahead, no
+    /// widening, no hold. A store that drops such a bucket and makes it again
+    /// later loses nothing.
     pub(super) fn is_idle(&self, s: &Snapshot, now: u64) -> bool {
         // First (Acquire): once the last request on its way is done, every
         // correction its response made is seen below.

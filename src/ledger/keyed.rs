@@ -234,6 +234,21 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
         all
     }
 
+    /// Every bucket the scope holds now, each marked in flight
+    /// ([`KeyedBuckets::bucket_in_flight`]) until its [`InFlight`] is
+    /// dropped: for applying something to all of them (a seed's counts and
+    /// limits) without an eviction taking what it applies. A bucket being
+    /// evicted meanwhile is left out: its key's next bucket starts from the
+    /// scope's limits, which the caller changes with
+    /// [`KeyedBuckets::set_limit`].
+    pub fn buckets_in_flight(&self) -> Vec<InFlight> {
+        self.buckets()
+            .into_iter()
+            .filter(|b| b.mark_in_flight())
+            .map(InFlight::marked)
+            .collect()
+    }
+
     /// Evicts every bucket idle at `now` (none with a request on its way:
     /// [`InFlight`](super::InFlight)); returns how many were evicted.
     pub fn evict_idle(&self, now: Nanos) -> usize {
@@ -429,6 +444,27 @@ mod tests {
             let g = keys.acquire(&1, 1, Nanos::ZERO, MaxWait::Never);
             assert!(matches!(g, Ok(Grant::Now)), "cap {cap}: {g:?}");
         }
+    }
+
+    /// Every bucket, marked: none is evicted while the marks are held, and a
+    /// bucket already evicted is not handed out.
+    #[test]
+    fn buckets_in_flight_are_kept_until_dropped() {
+        let quota = Quota::new(3, Duration::from_nanos(1_000)).unwrap_or(Quota::per_second(1));
+        let keys: KeyedBuckets<u32> = KeyedBuckets::new("per_key", quota, 16);
+        for k in 0..4 {
+            assert!(keys.acquire(&k, 1, Nanos::new(100), MaxWait::Never).is_ok());
+        }
+        let stale = keys.bucket(&0, Nanos::new(100)).expect("room");
+        let marked = keys.buckets_in_flight();
+        assert_eq!(marked.len(), 4);
+        assert_eq!(keys.evict_idle(Nanos::new(5_000)), 0, "all marked");
+        drop(marked);
+        assert_eq!(keys.evict_idle(Nanos::new(5_000)), 4);
+        assert!(stale.is_evicted());
+        // Evicted and still in someone's hands: never marked again.
+        assert!(!stale.mark_in_flight());
+        assert!(keys.buckets_in_flight().is_empty());
     }
 
     /// A caller whose clock read 500, before an eviction at 2,000 of buckets

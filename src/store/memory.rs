@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, ClockOffset, Nanos, TokioClock};
-use crate::ledger::{acquire, Bucket, Grant, MaxWait, Refusal, Reservation, WindowCount};
+use crate::ledger::{acquire, Bucket, Grant, InFlight, MaxWait, Refusal, Reservation, WindowCount};
 use crate::quota::{Limits, Quota};
 use crate::store::health::HealthCell;
 use crate::store::{
@@ -70,8 +70,29 @@ impl MemoryStore {
     }
 
     /// The local bucket of `shared`, made on first use, its limits kept in
-    /// step with `shared`'s.
-    fn bucket(&self, shared: &SharedBucket) -> Result<Arc<Bucket>, Refusal> {
+    /// step with `shared`'s, marked in flight until the [`InFlight`] is
+    /// dropped: a full store never evicts it while the caller charges or
+    /// corrects it.
+    ///
+    /// Evictions go through the bucket's retire protocol (`Bucket::retire`):
+    /// an evicted bucket takes no mark and no charge, so a lookup that found
+    /// it just before the eviction looks again, and what it charges or learns
+    /// lands in the bucket the id goes on using. A bucket made again after an
+    /// eviction needs no floor here: every caller reads the store's clock
+    /// after its lookup, so later than the eviction that made room, by which
+    /// time the evicted bucket's units had stopped counting.
+    fn bucket(&self, shared: &SharedBucket) -> Result<InFlight, Refusal> {
+        loop {
+            let b = self.lookup(shared)?;
+            if b.mark_in_flight() {
+                return Ok(InFlight::marked(b));
+            }
+            // Being evicted: gone from the map in a moment.
+            std::thread::yield_now();
+        }
+    }
+
+    fn lookup(&self, shared: &SharedBucket) -> Result<Arc<Bucket>, Refusal> {
         let map = self.buckets.pin();
         if let Some(b) = map.get(&shared.id) {
             for (i, w) in shared.windows.iter().enumerate() {
@@ -85,11 +106,12 @@ impl MemoryStore {
             return Ok(b.clone());
         }
         if map.len() >= self.cap {
-            let now = self.clock.now();
+            let now = self.clock.now().as_u64();
             // The bucket's own test: counts alone would forget a 429's block,
             // a pacer ahead, and units a fixed window still counts from its
-            // margin before the period's start.
-            map.retain(|_, b| !b.holds_nothing(now));
+            // margin before the period's start. A bucket marked in flight is
+            // not idle, and one retired takes no more charges.
+            map.retain(|_, b| !b.retire(now, |_| ()));
             if map.len() >= self.cap {
                 return Err(Refusal::TooManyKeys {
                     scope: Arc::from("memory store"),
@@ -110,7 +132,7 @@ impl MemoryStore {
         Ok(map.get_or_insert(shared.id.clone(), fresh).clone())
     }
 
-    fn buckets_of(&self, shared: &[SharedBucket]) -> Result<Vec<Arc<Bucket>>, Refusal> {
+    fn buckets_of(&self, shared: &[SharedBucket]) -> Result<Vec<InFlight>, Refusal> {
         shared.iter().map(|s| self.bucket(s)).collect()
     }
 
@@ -128,6 +150,7 @@ impl MemoryStore {
         self.health
             .decisions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let local: Vec<&Arc<Bucket>> = local.iter().map(InFlight::bucket).collect();
         Ok(match acquire(&local, cost, now, max_wait)? {
             Grant::Now => StoreGrant::Now,
             Grant::Later(reservation) => StoreGrant::Later(Box::new(MemoryReserved {
@@ -151,7 +174,7 @@ impl MemoryStore {
         let now = self.clock.now();
         let told = self.told.pin();
         for (i, b) in local.iter().enumerate() {
-            let _ = acquire(&[b], cost, now, MaxWait::Never);
+            let _ = acquire(&[b.bucket()], cost, now, MaxWait::Never);
             let Some(counts) = counts.get(i) else {
                 continue;
             };
@@ -192,14 +215,14 @@ impl MemoryStore {
     /// what the others sent after its last answer. Raised together, so that a
     /// long window's count fills no shorter one
     /// ([`Bucket::raise_used_together`]), as of the answer's time.
-    fn catch_up(&self, shared: &[SharedBucket], local: &[Arc<Bucket>]) {
+    fn catch_up(&self, shared: &[SharedBucket], local: &[InFlight]) {
         if self.told.is_empty() {
             return;
         }
         let told = self.told.pin();
         for (s, b) in shared.iter().zip(local) {
             if let Some((counts, at, _)) = told.remove(&s.id) {
-                b.raise_used_together(counts, *at, *at);
+                b.bucket().raise_used_together(counts, *at, *at);
             }
         }
     }
@@ -243,7 +266,10 @@ impl SharedStore for MemoryStore {
     }
 
     fn correct(&self, bucket: &SharedBucket, correction: Correction) {
-        let Ok(b) = self.bucket(bucket) else { return };
+        let Ok(marked) = self.bucket(bucket) else {
+            return;
+        };
+        let b = marked.bucket();
         let now = self.clock.now();
         match correction {
             Correction::Used { window, used } => {
@@ -260,7 +286,10 @@ impl SharedStore for MemoryStore {
     }
 
     fn correct_used(&self, bucket: &SharedBucket, counts: &[(usize, u64)]) {
-        let Ok(b) = self.bucket(bucket) else { return };
+        let Ok(marked) = self.bucket(bucket) else {
+            return;
+        };
+        let b = marked.bucket();
         let now = self.clock.now();
         let counts: Vec<WindowCount> = counts
             .iter()
@@ -326,6 +355,42 @@ mod tests {
         let d = bucket(&store, "d");
         store.mirror(std::slice::from_ref(&d), 1, &[vec![None]]);
         assert_eq!((0..6).filter(|_| now_or_never(&d)).count(), 4);
+    }
+
+    /// A full store evicting a bucket that a caller has just found: the
+    /// caller's charge must count where the id's later decisions look. The
+    /// lookup marks the bucket, so the eviction passes it over; once
+    /// unmarked and idle, it goes.
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_found_for_a_charge_is_not_evicted_under_it() {
+        let store = MemoryStore::share_of(1, 1);
+        let (a, b) = (bucket(&store, "a"), bucket(&store, "b"));
+        let found = store.bucket(&a).expect("room for `a`");
+        // A window later `a` is idle but for the caller about to charge it.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let refused = store.decide(std::slice::from_ref(&b), 1, Some(Duration::ZERO));
+        assert!(
+            matches!(refused, Err(Refusal::TooManyKeys { cap: 1, .. })),
+            "{refused:?}"
+        );
+        let now = store.clock.now();
+        for _ in 0..10 {
+            let g = acquire(&[found.bucket()], 1, now, MaxWait::Never);
+            assert!(matches!(g, Ok(Grant::Now)), "{g:?}");
+        }
+        drop(found);
+        // The ten count: `a` has no room left in this window.
+        let spent = store.decide(std::slice::from_ref(&a), 1, Some(Duration::ZERO));
+        assert!(matches!(spent, Err(Refusal::WouldWait { .. })), "{spent:?}");
+        // A window on, `a` holds nothing and is marked by nobody: `b` gets
+        // its place, and a charge on the evicted bucket is refused, never lost.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let stale = store.lookup(&a).expect("`a` is still there");
+        let admitted = store.decide(std::slice::from_ref(&b), 1, Some(Duration::ZERO));
+        assert!(matches!(admitted, Ok(StoreGrant::Now)), "{admitted:?}");
+        let lost = acquire(&[&stale], 1, store.clock.now(), MaxWait::Never);
+        assert!(matches!(lost, Err(Refusal::Retired { .. })), "{lost:?}");
+        assert!(!stale.mark_in_flight(), "an evicted bucket takes no mark");
     }
 
     #[tokio::test(start_paused = true)]
