@@ -1,18 +1,30 @@
-//! What the dense keyed table that BENCHMARKS.md proposes ("Keyed decisions,
-//! timed") would buy, before anyone builds it: a prototype of its admit-now
-//! decision, beside `KeyedBuckets` and governor's `check_key`, over the same
-//! 10,000 keys in the same shuffled order, on the same clock, in one run.
+//! The floor under any exact keyed design: what a dense keyed table (the
+//! layout BENCHMARKS.md's "Keyed decisions, timed" weighs) would cost at the
+//! very least, beside `KeyedBuckets` and governor's `check_key`, over the
+//! same 10,000 keys in the same shuffled order, on the same clock, in one
+//! run.
 //!
 //! Run: `cargo bench --bench keyed_dense`.
 //!
 //! The prototype is not the crate's engine and is not used by it. Each key
-//! has one 128-byte slot found from its hash by linear probing, with no
-//! pointer to follow: a 128-bit head (units charged, latest departure), the
-//! key, and a ring of 13 departure times (a limit of 10 and 3 of headroom).
-//! A decision reads the head, looks back `limit` units in the ring, swaps the
-//! head and writes its time. It leaves out what the crate's decision does
-//! beyond that (ring laps, several windows, blocks, holds, pacing,
-//! reservations, eviction), so it is a lower bound on a dense design's cost.
+//! has one slot found from its hash by linear probing, with no pointer to
+//! follow: a 128-bit head (units charged, latest departure), the key, and a
+//! ring of departure times inline. A decision reads the head, looks back
+//! `limit` units in the ring, swaps the head and writes its time. That is
+//! all an exact sliding log must do; it leaves out everything else the
+//! crate's decision does (ring laps, several windows, blocks, holds,
+//! widening, pacing, reservations, eviction, growing the table), so each row
+//! is a lower bound for a slot of its size:
+//! - a 128-byte slot (a ring of 13: a limit of 10, no room for reservations),
+//!   the ring written with a plain store: what the first prototype timed. A
+//!   writer preempted between its head and its ring write can wake sixteen
+//!   laps later and put a stale time over a newer one; the engine's stress
+//!   test caught exactly that, so the engine writes by compare-and-swap;
+//! - the same slot written by compare-and-swap, as the engine must;
+//! - a 256-byte slot (a ring of 29: what a limit of 10 needs with the
+//!   engine's room for waiters, 32 slots, is a little more);
+//! - a 512-byte slot (a ring of 61: seed 002's 25 a minute per account needs
+//!   64 slots with that room).
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -30,11 +42,12 @@ use tower_quota::quota::Quota;
 const KEYS: u64 = 10_000;
 const LIMIT: u64 = 10;
 const WINDOW: u64 = 1_000_000; // 1 ms
-const RING: usize = 13;
+/// 10,000 keys at a load of 0.78.
+const SLOTS: usize = 12_800;
 
-/// One key's state: two cache lines.
-#[repr(C, align(128))]
-struct Slot {
+/// One key's state: a head, the key and `RING` times, 64-byte aligned.
+#[repr(C, align(64))]
+struct Slot<const RING: usize> {
     /// Units charged (low 64 bits) and the latest departure (high 64 bits).
     head: AtomicU128,
     /// The key plus one (0: empty).
@@ -42,15 +55,24 @@ struct Slot {
     ring: [AtomicU64; RING],
 }
 
-struct Dense {
-    slots: Box<[Slot]>,
+/// How a decision writes its departure into the ring.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// A plain store: fast, and wrong under preemption (see the module docs).
+    Store,
+    /// Only over an older time, by compare-and-swap, as the engine does.
+    Swap,
+}
+
+struct Dense<const RING: usize> {
+    slots: Box<[Slot<RING>]>,
     hasher: foldhash::fast::RandomState,
 }
 
-impl Dense {
-    fn new(slots: usize) -> Dense {
+impl<const RING: usize> Dense<RING> {
+    fn new() -> Self {
         Dense {
-            slots: (0..slots)
+            slots: (0..SLOTS)
                 .map(|_| Slot {
                     head: AtomicU128::new(0),
                     key: AtomicU64::new(0),
@@ -61,7 +83,7 @@ impl Dense {
         }
     }
 
-    fn slot(&self, key: u64) -> Option<&Slot> {
+    fn slot(&self, key: u64) -> Option<&Slot<RING>> {
         use std::hash::BuildHasher;
         let n = self.slots.len();
         let h = self.hasher.hash_one(key);
@@ -85,7 +107,8 @@ impl Dense {
         None
     }
 
-    fn check(&self, key: u64, now: u64) -> bool {
+    #[inline]
+    fn check(&self, key: u64, now: u64, write: Write) -> bool {
         let Some(s) = self.slot(key) else {
             return false;
         };
@@ -104,7 +127,21 @@ impl Dense {
                 .compare_exchange(head, new, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    s.ring[(units % RING as u64) as usize].store(now, Ordering::Release);
+                    let slot = &s.ring[(units % RING as u64) as usize];
+                    match write {
+                        Write::Store => slot.store(now, Ordering::Release),
+                        Write::Swap => {
+                            let old = slot.load(Ordering::Acquire);
+                            if old < now {
+                                let _ = slot.compare_exchange(
+                                    old,
+                                    now,
+                                    Ordering::AcqRel,
+                                    Ordering::Relaxed,
+                                );
+                            }
+                        }
+                    }
                     return true;
                 }
                 Err(found) => head = found,
@@ -123,38 +160,46 @@ fn dense(c: &mut Criterion) {
             .allow_burst(NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MIN)),
         MonotonicClock,
     );
-    // 12,800 slots (1.6 MB): 10,000 keys at a load of 0.78.
-    let table = Dense::new(12_800);
+    let (slot128, slot256, slot512) = (Dense::<13>::new(), Dense::<29>::new(), Dense::<61>::new());
     for k in 0..KEYS {
         let _ = ours.acquire(&k, 1, clock.now(), MaxWait::Never);
         let _ = gov.check_key(&k);
-        let _ = table.check(k, clock.now().as_u64());
+        let now = clock.now().as_u64();
+        let _ = slot128.check(k, now, Write::Swap);
+        let _ = slot256.check(k, now, Write::Swap);
+        let _ = slot512.check(k, now, Write::Swap);
     }
     let mut order: Vec<u64> = (0..KEYS).collect();
     fastrand::Rng::with_seed(7).shuffle(&mut order);
 
     let mut g = c.benchmark_group("keyed-10k-shuffled");
     let mut i = 0usize;
-    g.bench_function("dense table prototype (system clock)", |b| {
-        b.iter(|| {
-            i = (i + 1) % order.len();
-            black_box(table.check(order[i], clock.now().as_u64()))
-        })
+    let mut next = || {
+        i = (i + 1) % order.len();
+        order[i]
+    };
+    g.bench_function("dense 128 B, ring by plain store (system clock)", |b| {
+        b.iter(|| black_box(slot128.check(next(), clock.now().as_u64(), Write::Store)))
+    });
+    g.bench_function("dense 128 B (system clock)", |b| {
+        b.iter(|| black_box(slot128.check(next(), clock.now().as_u64(), Write::Swap)))
+    });
+    g.bench_function("dense 256 B (system clock)", |b| {
+        b.iter(|| black_box(slot256.check(next(), clock.now().as_u64(), Write::Swap)))
+    });
+    g.bench_function("dense 512 B (system clock)", |b| {
+        b.iter(|| black_box(slot512.check(next(), clock.now().as_u64(), Write::Swap)))
     });
     g.bench_function("tower-quota KeyedBuckets (system clock)", |b| {
         b.iter(|| {
-            i = (i + 1) % order.len();
             black_box(matches!(
-                ours.acquire(&order[i], 1, clock.now(), MaxWait::Never),
+                ours.acquire(&next(), 1, clock.now(), MaxWait::Never),
                 Ok(Grant::Now)
             ))
         })
     });
     g.bench_function("governor check_key (same clock)", |b| {
-        b.iter(|| {
-            i = (i + 1) % order.len();
-            black_box(gov.check_key(&order[i]).is_ok())
-        })
+        b.iter(|| black_box(gov.check_key(&next()).is_ok()))
     });
     g.finish();
 }
