@@ -779,16 +779,23 @@ impl Bucket {
 
     /// Whether the bucket, as in snapshot `s`, holds nothing worth keeping at
     /// `now`: no request on its way, no unit that still counts in a window (a
-    /// fixed window's margin included), no block, no pacing ahead, no
-    /// widening, no hold. A store that drops such a bucket and makes it again
-    /// later loses nothing.
+    /// fixed window's margin included), and nothing else ([`Bucket::is_quiet`]).
+    /// A store that drops such a bucket and makes it again later, no earlier
+    /// than its units stop counting, loses nothing.
     pub(super) fn is_idle(&self, s: &Snapshot, now: u64) -> bool {
         // First (Acquire): once the last request on its way is done, every
         // correction its response made is seen below.
         self.in_flight.load(Ordering::Acquire) == 0
             && s.head.last.saturating_add(self.hot.longest) < now
-            && self.hot.blocked_until.load(Ordering::Acquire) <= now
             && s.tat <= now
+            && self.is_quiet(now)
+    }
+
+    /// What an idle bucket must also be at `now`, none of which moves the
+    /// head: no block, no pacing ahead, no widening, no hold.
+    fn is_quiet(&self, now: u64) -> bool {
+        self.hot.blocked_until.load(Ordering::Acquire) <= now
+            && self.hot.pacer.as_ref().is_none_or(|p| p.load() <= now)
             // A late response's units may still count at the server after
             // the ring says they left: kept until the widening ends.
             && self.hot.windows.iter().all(|w| w.widened_at(now).is_none())
@@ -803,18 +810,27 @@ impl Bucket {
     /// must start no earlier.
     pub(crate) fn retire(&self, now: u64, stops: impl FnOnce(u64)) -> bool {
         let s = self.snapshot();
-        self.is_idle(&s, now) && self.retire_from(s, stops)
+        self.is_idle(&s, now) && self.retire_from(s, now, stops)
     }
 
-    /// [`Bucket::retire`] once `s` was found idle.
-    pub(super) fn retire_from(&self, s: Snapshot, stops: impl FnOnce(u64)) -> bool {
+    /// [`Bucket::retire`] once `s` was found idle at `now`.
+    pub(super) fn retire_from(&self, s: Snapshot, now: u64, stops: impl FnOnce(u64)) -> bool {
         // No request on its way, and from here on none can mark the bucket:
         // eviction and marks meet on this one word.
         if self
             .in_flight
-            .compare_exchange(0, RETIRED, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(0, RETIRED, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
+            return false;
+        }
+        // A caller may have marked the bucket, blocked, widened or held it,
+        // and unmarked it again since it was found idle: the count is 0 once
+        // more, and none of those moves the head. Its change came before its
+        // unmark, which the swap above read: looked for again, now that no
+        // mark can come.
+        if !self.is_quiet(now) {
+            self.in_flight.store(0, Ordering::Release);
             return false;
         }
         stops(s.head.last.saturating_add(self.hot.longest));

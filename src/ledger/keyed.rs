@@ -237,14 +237,23 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     /// Every bucket the scope holds now, each marked in flight
     /// ([`KeyedBuckets::bucket_in_flight`]) until its [`InFlight`] is
     /// dropped: for applying something to all of them (a seed's counts and
-    /// limits) without an eviction taking what it applies. A bucket being
-    /// evicted meanwhile is left out: its key's next bucket starts from the
-    /// scope's limits, which the caller changes with
-    /// [`KeyedBuckets::set_limit`].
+    /// limits) without an eviction taking what it applies. A bucket evicted
+    /// meanwhile is left out: its key's next bucket starts from the scope's
+    /// limits, which the caller changes with [`KeyedBuckets::set_limit`]. One
+    /// that an eviction is still deciding about is waited for (a few
+    /// instructions of another thread): it may stay.
     pub fn buckets_in_flight(&self) -> Vec<InFlight> {
         self.buckets()
             .into_iter()
-            .filter(|b| b.mark_in_flight())
+            .filter(|b| loop {
+                if b.mark_in_flight() {
+                    break true;
+                }
+                if b.is_evicted() {
+                    break false;
+                }
+                std::thread::yield_now();
+            })
             .map(InFlight::marked)
             .collect()
     }

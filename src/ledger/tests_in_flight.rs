@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{acquire, Grant, KeyedBuckets, MaxWait, Refusal};
+use super::bucket::Snapshot;
+use super::{acquire, Bucket, Grant, KeyedBuckets, MaxWait, Refusal};
 use crate::clock::Nanos;
 use crate::quota::Quota;
 
@@ -20,6 +21,16 @@ fn scope() -> KeyedBuckets<u64> {
 
 fn admitted(r: Result<Grant, Refusal>) -> bool {
     matches!(r, Ok(Grant::Now))
+}
+
+/// Key 1's bucket, new, and its state as an eviction at `now` finds it: idle.
+fn found_idle(accounts: &KeyedBuckets<u64>, now: Nanos) -> (Arc<Bucket>, Snapshot) {
+    let Ok(bucket) = accounts.bucket(&1, Nanos::ZERO) else {
+        panic!("room")
+    };
+    let s = bucket.snapshot();
+    assert!(bucket.is_idle(&s, now.as_u64()));
+    (bucket, s)
 }
 
 #[test]
@@ -60,24 +71,56 @@ fn a_bucket_on_its_way_is_kept_and_what_its_response_taught_stays_with_the_key()
 #[test]
 fn a_bucket_marked_after_it_was_found_idle_is_not_evicted() {
     let accounts = scope();
-    let Ok(bucket) = accounts.bucket(&1, Nanos::ZERO) else {
-        panic!("room")
-    };
     let now = Nanos::from_secs(1);
-    let s = bucket.snapshot();
-    assert!(bucket.is_idle(&s, now.as_u64()));
+    let (bucket, s) = found_idle(&accounts, now);
     let Ok(on_its_way) = accounts.bucket_in_flight(&1, now) else {
         panic!("marked")
     };
     assert!(Arc::ptr_eq(on_its_way.bucket(), &bucket));
     let mut stopped = None;
-    assert!(!bucket.retire_from(s, |u| stopped = Some(u)));
+    assert!(!bucket.retire_from(s, now.as_u64(), |u| stopped = Some(u)));
     assert_eq!(
         stopped, None,
         "nothing raised for an eviction that did not start"
     );
     assert!(admitted(acquire(&[&bucket], 1, now, MaxWait::Never)));
     drop(on_its_way);
+}
+
+/// The eviction found the bucket idle; before its swap, a caller marked
+/// it, blocked it (a 429's answer, which moves no head) and let it go, so
+/// the count is 0 again: the eviction looks again once marks are shut out,
+/// and the block stays with the key. Widenings and holds move no head
+/// either; the same second look covers them.
+#[test]
+fn a_block_made_after_the_bucket_was_found_idle_is_not_evicted_with_it() {
+    let accounts = scope();
+    let now = Nanos::from_secs(1);
+    let (bucket, s) = found_idle(&accounts, now);
+    let Ok(on_its_way) = accounts.bucket_in_flight(&1, now) else {
+        panic!("marked")
+    };
+    on_its_way.bucket().block_until(Nanos::from_secs(60));
+    drop(on_its_way);
+    assert!(!bucket.retire_from(s, now.as_u64(), |_| ()));
+    assert!(!bucket.is_evicted());
+    assert_eq!(bucket.blocked_until(now), Some(Nanos::from_secs(60)));
+    assert_eq!(accounts.evict_idle(now), 0, "blocked: kept");
+    assert!(bucket.mark_in_flight(), "open to marks again");
+    bucket.unmark_in_flight();
+    // The block is over; a response 5 ms late holds the window until 10 ms
+    // after it came back.
+    let later = Nanos::from_secs(61);
+    let s = bucket.snapshot();
+    assert!(bucket.is_idle(&s, later.as_u64()));
+    bucket.note_latency(later, later + Duration::from_millis(5));
+    let during = (later + Duration::from_millis(10)).as_u64();
+    assert!(!bucket.retire_from(s, during, |_| ()), "widened");
+    assert_eq!(
+        accounts.evict_idle(Nanos::from_secs(200)),
+        1,
+        "once all is over"
+    );
 }
 
 /// The eviction found the bucket idle, then a caller that does not mark
@@ -92,7 +135,7 @@ fn an_eviction_that_loses_to_a_decision_leaves_the_bucket_open_to_marks() {
     let now = Nanos::from_secs(1);
     let s = bucket.snapshot();
     assert!(admitted(acquire(&[&bucket], 1, now, MaxWait::Never)));
-    assert!(!bucket.retire_from(s, |_| ()));
+    assert!(!bucket.retire_from(s, now.as_u64(), |_| ()));
     assert!(!bucket.is_evicted());
     // Marked directly (a lookup would wait for a bucket that took no mark).
     assert!(bucket.mark_in_flight(), "open to marks again");
