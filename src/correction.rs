@@ -148,7 +148,10 @@ impl<C: Clock> Limiter<C> {
             return;
         }
         let blocked: Vec<&Arc<Bucket>> = if touched.is_empty() {
-            charged.target(self.target).into_iter().collect()
+            // No header said which bucket: the configured target, or, for a
+            // request with no bucket of that scope (only an API key's, say),
+            // the first it was charged to. A 429 always blocks something.
+            charged.by_preference(self.target).take(1).collect()
         } else {
             touched.iter().map(|(b, _, _)| *b).collect()
         };

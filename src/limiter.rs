@@ -693,7 +693,10 @@ impl<C: Clock> LimiterBuilder<C> {
         self
     }
 
-    /// Which bucket responses' headers describe (default: the route's).
+    /// Which bucket responses' headers describe (default: the route's). A
+    /// 429 whose headers name no window blocks this bucket, or, for a
+    /// request charged to no bucket of this scope, the first bucket it was
+    /// charged to (route, account, API key, in that order).
     pub fn correct(mut self, target: Target) -> Self {
         self.target = target;
         self

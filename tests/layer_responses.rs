@@ -5,16 +5,17 @@
 //! service fails stays counted; no event carries an API key.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_quota::clock::{Clock, Nanos, TokioClock};
+use tower_quota::ledger::{MaxWait, Refusal};
 use tower_quota::quota::Quota;
 use tower_quota::scope::KeySource;
-use tower_quota::{Limiter, OtherRoutes, QuotaLayer};
+use tower_quota::{Error, Limiter, OtherRoutes, QuotaLayer};
 
 mod common;
 use common::{limiter, one_route, request, SECRET};
@@ -451,4 +452,52 @@ async fn a_days_usage_in_the_headers_leaves_the_minutes_room_to_send() {
         last >= Duration::from_secs(50) && last <= Duration::from_secs(61),
         "the 201st of the minute waits for it, not for the hour: {last:?}"
     );
+}
+
+/// A limiter with an API-key scope and no route bucket (as in the README's
+/// Redis example): a 429 with only `Retry-After` blocks the key's bucket,
+/// the one the request was charged to, rather than nothing. Found by review:
+/// with the route as the target and no route bucket, nothing was blocked
+/// and the next request went straight into the server's 30 s wait.
+#[tokio::test(start_paused = true)]
+async fn a_bare_429_blocks_the_key_when_the_request_has_no_route_bucket() {
+    let limiter = Limiter::builder()
+        .clock(TokioClock::new())
+        .per_api_key(KeySource::header("x-api-key"), Quota::per_minute(600), 100)
+        .max_wait(MaxWait::Never)
+        .build();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = {
+        let calls = calls.clone();
+        tower::service_fn(move |_req: Request<()>| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                let status = if first { 429 } else { 200 };
+                let resp = http::Response::builder()
+                    .status(status)
+                    .header("retry-after", "30")
+                    .body(());
+                Ok::<_, Infallible>(resp.unwrap_or_default())
+            }
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(limiter))
+        .service(inner);
+    let first = svc.clone().oneshot(request()).await;
+    assert_eq!(first.map(|r| r.status().as_u16()).ok(), Some(429));
+    let again = svc.clone().oneshot(request()).await;
+    assert!(
+        matches!(&again, Err(Error::Limited(Refusal::WouldWait { wait, .. })) if *wait > Duration::from_secs(29)),
+        "sent into the server's 30 s block: {:?}",
+        again.map(|r| r.status())
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the server saw one request"
+    );
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let after = svc.clone().oneshot(request()).await;
+    assert_eq!(after.map(|r| r.status().as_u16()).ok(), Some(200));
 }
