@@ -451,6 +451,9 @@ impl Bucket {
     /// The newest claim pops straight off the head. A claim with newer claims
     /// after it stays counted (later departures were planned around it) and is
     /// remembered as a vacancy, popped as soon as everything after it is gone.
+    ///
+    /// A vacancy is forgotten (its units stay counted) once it can no longer
+    /// pop: when a claim after it departs for good ([`Bucket::settle`]).
     pub(crate) fn release(&self, claim: Claim) {
         self.unpace(claim.paced);
         if self.pop(&claim) {
@@ -463,6 +466,18 @@ impl Bucket {
         // The claims after this one may all have popped while we registered.
         fence(Ordering::SeqCst);
         self.pop_vacancies_from(end);
+    }
+
+    /// The units of `claim` left for good (its request departed): a claim
+    /// given back before it can pop only if every claim after it pops too,
+    /// which this one never will, so those vacancies are forgotten.
+    pub(crate) fn settle(&self, claim: &Claim) {
+        if let Some(vacancies) = self.vacancies.get() {
+            let map = vacancies.pin();
+            if !map.is_empty() {
+                map.retain(|&end, _| end > claim.start);
+            }
+        }
     }
 
     fn pop(&self, c: &Claim) -> bool {
@@ -985,6 +1000,33 @@ mod tests {
                     assert_eq!(known, Some(t), "shift {shift}: ended by this claim");
                 }
             }
+        }
+    }
+
+    /// A waiter given back mid-queue whose successors then depart: its
+    /// vacancy can never pop, and is forgotten (found by review: a thousand
+    /// such cancellations kept a thousand vacancies for units long gone).
+    #[test]
+    fn vacancies_that_can_no_longer_pop_are_forgotten() {
+        use crate::ledger::{acquire, Grant, MaxWait};
+        let b = Arc::new(Bucket::new(
+            "k",
+            Quota::new(1, Duration::from_millis(10)).unwrap_or(Quota::per_second(1)),
+        ));
+        let vacancies = |b: &Bucket| b.vacancies.get().map_or(0, |v| v.len());
+        let mut now = 0u64;
+        for _ in 0..1_000 {
+            let g = acquire(&[&b], 1, Nanos::new(now), MaxWait::Never);
+            assert!(matches!(g, Ok(Grant::Now)), "{g:?}");
+            let later = || acquire(&[&b], 1, Nanos::new(now), MaxWait::Forever);
+            let (Ok(Grant::Later(mid)), Ok(Grant::Later(last))) = (later(), later()) else {
+                panic!("two reservations")
+            };
+            drop(mid); // a timeout: `last` was planned after it
+            assert_eq!(vacancies(&b), 1);
+            now = last.departure().as_u64() + 20_000_000;
+            last.depart();
+            assert_eq!(vacancies(&b), 0, "settled by the departure after it");
         }
     }
 

@@ -44,7 +44,9 @@ impl Reservation {
 
     /// The request has left: keep it counted.
     pub fn depart(mut self) {
-        self.claims.clear();
+        for (bucket, claim) in self.claims.drain(..) {
+            bucket.settle(&claim);
+        }
     }
 }
 
