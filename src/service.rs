@@ -17,7 +17,8 @@ use crate::message::{HttpRequest, HttpResponse};
 /// without waits for its reserved departure in its response future (dropping the
 /// future gives the room back), or fails with [`Error::Limited`] if it would wait
 /// longer than the limiter allows. Waiting requests hold a clone of the inner
-/// service and ask it for readiness again when they leave.
+/// service and ask it for readiness when they leave: what `poll_ready` reserved
+/// in the inner service stays with this one, for the next request.
 #[derive(Debug)]
 pub struct QuotaService<S, C = TokioClock> {
     inner: S,
@@ -76,9 +77,10 @@ where
             .map_or("unrouted", |b| &**b.label());
         match limiter.decide(&charged, cost, now) {
             Ok(Admission::Now) if limiter.shared.is_some() => {
-                let clone = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::asking(limiter, charged, rules, cost, req, ready)
+                // The shared store may make it wait too: a clone goes with it
+                // (see below).
+                let later = self.inner.clone();
+                ResponseFuture::asking(limiter, charged, rules, cost, req, later)
             }
             Ok(Admission::Now) => {
                 crate::metrics::request(route, "admitted", None);
@@ -89,9 +91,12 @@ where
                 reservation,
                 deferred,
             }) => {
-                // The ready service goes with the request; a clone stays here.
-                let clone = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, clone);
+                // A clone goes with the request and asks for readiness when
+                // it leaves; the service made ready stays here for the next
+                // request. A waiter that took it would hold what readiness
+                // reserved (a `ConcurrencyLimit` permit, a `Buffer` slot) for
+                // its whole wait, and hold back requests that have room.
+                let later = self.inner.clone();
                 let wait = reservation.departure().saturating_since(now);
                 crate::metrics::request(route, "waited", Some(wait));
                 tracing::debug!(?wait, route, "waiting for room");
@@ -102,7 +107,7 @@ where
                     cost,
                     (reservation, deferred),
                     req,
-                    ready,
+                    later,
                 )
             }
             Err(refusal) => {
