@@ -29,6 +29,9 @@ pin_project! {
         state: State<S, Req>,
         limiter: Arc<Limiter<C>>,
         charged: Charged,
+        // When the request was first decided: the limiter's longest wait
+        // counts from here, across every return to the queue.
+        asked: Nanos,
         sent: Nanos,
         rules: usize,
         cost: u32,
@@ -73,6 +76,7 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
             state: State::Refused { refusal },
             limiter,
             charged: Charged::default(),
+            asked: Nanos::ZERO,
             sent: Nanos::ZERO,
             rules: 0,
             cost: 0,
@@ -90,6 +94,7 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
             state: State::Sent { future },
             limiter,
             charged,
+            asked: now,
             sent: now,
             rules,
             cost: 0,
@@ -107,18 +112,28 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
     ) -> Self {
         let now = limiter.clock.now();
         ResponseFuture {
-            state: next_step(&limiter, &charged, cost, Some(request), Some(service)),
+            state: next_step(
+                &limiter,
+                &charged,
+                cost,
+                limiter.max_wait,
+                Some(request),
+                Some(service),
+            ),
             limiter,
             charged,
+            asked: now,
             sent: now,
             rules,
             cost,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn waiting(
         limiter: Arc<Limiter<C>>,
         charged: Charged,
+        asked: Nanos,
         rules: usize,
         cost: u32,
         (reservation, deferred): (Reservation, Vec<Arc<Bucket>>),
@@ -127,6 +142,7 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
     ) -> Self {
         let sleep = tokio::time::sleep_until(deadline(&*limiter, reservation.departure()));
         ResponseFuture {
+            asked,
             sent: reservation.departure(),
             state: State::Waiting {
                 sleep,
@@ -176,13 +192,20 @@ where
                     let mut sleep = sleep;
                     ready!(sleep.as_mut().poll(cx));
                     let now = this.limiter.clock.now();
-                    // A slow response since we reserved may ask us to leave later.
+                    // A slow response since we reserved may ask us to leave later,
+                    // within the longest wait.
                     if let Some(later) = reservation
                         .as_ref()
                         .map(Reservation::widened_departure)
                         .filter(|&later| later > now)
                     {
-                        sleep.as_mut().reset(deadline(&**this.limiter, later));
+                        match this.limiter.past_max_wait(this.charged, *this.asked, later) {
+                            Some(refusal) => {
+                                drop(reservation.take());
+                                this.state.set(State::Refused { refusal });
+                            }
+                            None => sleep.as_mut().reset(deadline(&**this.limiter, later)),
+                        }
                         continue;
                     }
                     let departure = reservation.as_ref().map_or(now, Reservation::departure);
@@ -206,7 +229,10 @@ where
                         }
                     } else {
                         drop(reservation.take());
-                        match this.limiter.decide(this.charged, *this.cost, now) {
+                        match this
+                            .limiter
+                            .decide(this.charged, *this.cost, *this.asked, now)
+                        {
                             Ok(Admission::Now) => *this.sent = now,
                             Ok(Admission::Later {
                                 reservation: r,
@@ -227,7 +253,15 @@ where
                         }
                     }
                     let (request, service) = (request.take(), service.take());
-                    let next = next_step(this.limiter, this.charged, *this.cost, request, service);
+                    let left = this.limiter.max_wait_left(*this.asked, now);
+                    let next = next_step(
+                        this.limiter,
+                        this.charged,
+                        *this.cost,
+                        left,
+                        request,
+                        service,
+                    );
                     this.state.set(next);
                 }
                 StateProj::Asking {
@@ -309,16 +343,18 @@ where
 }
 
 /// After the local decision: ask the shared store, if there is one, else send.
+/// `max_wait` is what is left of the longest wait.
 fn next_step<S: Service<Req>, Req, C: Clock>(
     limiter: &Limiter<C>,
     charged: &Charged,
     cost: u32,
+    max_wait: MaxWait,
     request: Option<Req>,
     service: Option<S>,
 ) -> State<S, Req> {
     match &limiter.shared {
         Some(store) if !charged.shared.is_empty() => State::Asking {
-            future: store.acquire(charged.shared.clone(), cost, limiter.max_wait.limit()),
+            future: store.acquire(charged.shared.clone(), cost, max_wait.limit()),
             request,
             service,
         },

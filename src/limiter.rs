@@ -355,6 +355,34 @@ impl<C: Clock> Limiter<C> {
         self.cost.as_ref().map_or(1, |f| f(req).max(1))
     }
 
+    /// What is left at `now` of the longest wait for a request first
+    /// decided at `asked`.
+    pub(crate) fn max_wait_left(&self, asked: Nanos, now: Nanos) -> MaxWait {
+        match self.max_wait {
+            MaxWait::Up(d) => MaxWait::Up(d.saturating_sub(now.saturating_since(asked))),
+            other => other,
+        }
+    }
+
+    /// The refusal for a request first decided at `asked` that may now leave
+    /// only at `at`, if that is past the longest wait.
+    pub(crate) fn past_max_wait(
+        &self,
+        charged: &Charged,
+        asked: Nanos,
+        at: Nanos,
+    ) -> Option<Refusal> {
+        let cap = self.max_wait.limit()?;
+        let wait = at.saturating_since(asked);
+        (wait > cap).then(|| Refusal::WouldWait {
+            bucket: charged
+                .buckets
+                .first()
+                .map_or_else(|| Arc::from("(no bucket)"), |b| b.label().clone()),
+            wait,
+        })
+    }
+
     /// Admits `charged` now, or reserves its departure.
     ///
     /// A request charged to several buckets that must wait reserves in the
@@ -363,15 +391,21 @@ impl<C: Clock> Limiter<C> {
     /// leaves ([`Admission::Later::deferred`]). Holding a place in, say, the
     /// shared global bucket while waiting for its own account would make every
     /// other account queue behind it there.
+    ///
+    /// `asked` is when the request was first decided: the limiter's
+    /// [`MaxWait`] caps the whole wait from then, however often a 429 or a
+    /// slow response sends it back to the queue.
     pub(crate) fn decide(
         &self,
         charged: &Charged,
         cost: u32,
+        asked: Nanos,
         now: Nanos,
     ) -> Result<Admission, Refusal> {
+        let max_wait = self.max_wait_left(asked, now);
         let all = &charged.buckets;
         if all.len() < 2 {
-            return match acquire(all, cost, now, self.max_wait)? {
+            return match acquire(all, cost, now, max_wait)? {
                 Grant::Now => Ok(Admission::Now),
                 Grant::Later(reservation) => Ok(Admission::Later {
                     reservation,
@@ -410,7 +444,7 @@ impl<C: Clock> Limiter<C> {
             deferred.into_iter().map(|(_, (b, _))| b.clone()).collect();
         // Never earlier than `d`: a bucket that gained room meanwhile must not
         // let the request leave before the others can take it.
-        match acquire_from(&binding, cost, now, d, self.max_wait)? {
+        match acquire_from(&binding, cost, now, d, max_wait)? {
             Grant::Now => match acquire(&deferred, cost, now, MaxWait::Never)? {
                 Grant::Now => Ok(Admission::Now),
                 Grant::Later(reservation) => Ok(Admission::Later {
@@ -668,7 +702,10 @@ impl<C: Clock> LimiterBuilder<C> {
         self
     }
 
-    /// How long a request may wait for room ([`MaxWait::Never`]: fail fast).
+    /// How long a request may wait for room ([`MaxWait::Never`]: fail fast),
+    /// in all, from when it is first decided: a waiter that a 429's block or a
+    /// slow response pushes past it is refused when it finds out, with the
+    /// whole wait it would have had.
     pub fn max_wait(mut self, max_wait: MaxWait) -> Self {
         self.max_wait = max_wait;
         self

@@ -75,7 +75,7 @@ where
         let route = charged
             .target(crate::Target::Route)
             .map_or("unrouted", |b| &**b.label());
-        match limiter.decide(&charged, cost, now) {
+        match limiter.decide(&charged, cost, now, now) {
             Ok(Admission::Now) if limiter.shared.is_some() => {
                 // The shared store may make it wait too: a clone goes with it
                 // (see below).
@@ -103,6 +103,7 @@ where
                 ResponseFuture::waiting(
                     limiter,
                     charged,
+                    now,
                     rules,
                     cost,
                     (reservation, deferred),
