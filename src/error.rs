@@ -8,7 +8,11 @@ use crate::ledger::Refusal;
 #[derive(Debug)]
 pub enum Error<E> {
     /// The limiter refused the request (it would wait too long, costs more than a
-    /// window holds, ...). Nothing was sent, nothing stays charged.
+    /// window holds, a shared store refused it, ...). Nothing was sent. A
+    /// request refused here was charged nothing; one a shared store refused
+    /// gives back what this process held for it: at once, or, if requests
+    /// were charged after it meanwhile, once they are given back too
+    /// (otherwise it stays counted, the safe side).
     Limited(Refusal),
     /// The inner service failed. The request stays counted: it may have reached
     /// the server before failing, and counting it is the safe side.

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use crate::clock::{Clock, Nanos};
 use crate::error::Error;
-use crate::ledger::{acquire, Bucket, Grant, MaxWait, Refusal, Reservation};
+use crate::ledger::{acquire, reserve_from, Bucket, Grant, MaxWait, Refusal, Reservation};
 use crate::limiter::{Admission, Charged, Limiter};
 use crate::message::HttpResponse;
 use crate::store::{Reserved, StoreFuture, StoreGrant};
@@ -51,9 +51,12 @@ pin_project! {
             request: Option<Req>,
             service: Option<S>,
         },
-        // Decided here; now the shared store decides for every process.
+        // Decided here; now the shared store decides for every process. The
+        // room held here departs once it admits, and is given back if it
+        // refuses.
         Asking {
             future: StoreFuture,
+            held: Vec<Reservation>,
             request: Option<Req>,
             service: Option<S>,
         },
@@ -62,6 +65,7 @@ pin_project! {
             #[pin]
             sleep: Sleep,
             reserved: Option<Box<dyn Reserved>>,
+            held: Vec<Reservation>,
             request: Option<Req>,
             service: Option<S>,
         },
@@ -98,34 +102,6 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
             sent: now,
             rules,
             cost: 0,
-        }
-    }
-
-    /// Admitted here; the shared store decides next.
-    pub(crate) fn asking(
-        limiter: Arc<Limiter<C>>,
-        charged: Charged,
-        rules: usize,
-        cost: u32,
-        request: Req,
-        service: S,
-    ) -> Self {
-        let now = limiter.clock.now();
-        ResponseFuture {
-            state: next_step(
-                &limiter,
-                &charged,
-                cost,
-                limiter.max_wait,
-                Some(request),
-                Some(service),
-            ),
-            limiter,
-            charged,
-            asked: now,
-            sent: now,
-            rules,
-            cost,
         }
     }
 
@@ -217,15 +193,20 @@ where
                         .buckets
                         .iter()
                         .any(|b| b.blocked_until(departure).is_some());
+                    // With a shared store to ask, what is taken here is held
+                    // until it answers.
+                    let asks = asks_store(this.limiter, this.charged);
+                    let mut held = Vec::new();
                     let taken = !blocked
                         && (deferred.is_empty()
-                            || matches!(
-                                acquire(deferred, *this.cost, now, MaxWait::Never),
-                                Ok(Grant::Now)
-                            ));
+                            || take_now(deferred, *this.cost, now, asks, &mut held));
                     if taken {
                         if let Some(r) = reservation.take() {
-                            r.depart();
+                            if asks {
+                                held.push(r);
+                            } else {
+                                r.depart();
+                            }
                         }
                     } else {
                         drop(reservation.take());
@@ -259,6 +240,7 @@ where
                         this.charged,
                         *this.cost,
                         left,
+                        held,
                         request,
                         service,
                     );
@@ -266,13 +248,16 @@ where
                 }
                 StateProj::Asking {
                     future,
+                    held,
                     request,
                     service,
                 } => {
                     let grant = ready!(future.as_mut().poll(cx));
-                    let (request, service) = (request.take(), service.take());
+                    let (request, service, held) =
+                        (request.take(), service.take(), std::mem::take(held));
                     match grant {
                         Ok(StoreGrant::Now) => {
+                            held.into_iter().for_each(Reservation::depart);
                             *this.sent = this.limiter.clock.now();
                             this.state.set(State::Ready { request, service });
                         }
@@ -281,16 +266,19 @@ where
                             this.state.set(State::SharedWaiting {
                                 sleep,
                                 reserved: Some(reserved),
+                                held,
                                 request,
                                 service,
                             });
                         }
+                        // Not sent: what was held here is given back.
                         Err(refusal) => this.state.set(State::Refused { refusal }),
                     }
                 }
                 StateProj::SharedWaiting {
                     sleep,
                     reserved,
+                    held,
                     request,
                     service,
                 } => {
@@ -298,9 +286,11 @@ where
                     let Some(reserved) = reserved.take() else {
                         return Poll::Ready(Err(Error::Limited(spent())));
                     };
-                    let (request, service) = (request.take(), service.take());
+                    let (request, service, held) =
+                        (request.take(), service.take(), std::mem::take(held));
                     this.state.set(State::Asking {
                         future: reserved.depart(),
+                        held,
                         request,
                         service,
                     });
@@ -343,22 +333,54 @@ where
 }
 
 /// After the local decision: ask the shared store, if there is one, else send.
-/// `max_wait` is what is left of the longest wait.
+/// `max_wait` is what is left of the longest wait; `held`, what this process
+/// holds for the request until the store answers.
 fn next_step<S: Service<Req>, Req, C: Clock>(
     limiter: &Limiter<C>,
     charged: &Charged,
     cost: u32,
     max_wait: MaxWait,
+    held: Vec<Reservation>,
     request: Option<Req>,
     service: Option<S>,
 ) -> State<S, Req> {
     match &limiter.shared {
-        Some(store) if !charged.shared.is_empty() => State::Asking {
+        Some(store) if asks_store(limiter, charged) => State::Asking {
             future: store.acquire(charged.shared.clone(), cost, max_wait.limit()),
+            held,
             request,
             service,
         },
-        _ => State::Ready { request, service },
+        _ => {
+            held.into_iter().for_each(Reservation::depart);
+            State::Ready { request, service }
+        }
+    }
+}
+
+/// Whether a shared store decides for `charged` after this process.
+fn asks_store<C: Clock>(limiter: &Limiter<C>, charged: &Charged) -> bool {
+    limiter.shared.is_some() && !charged.shared.is_empty()
+}
+
+/// Takes `cost` in `buckets` now, if they have room: for good, or, if
+/// `hold`, held in `held` until a shared store has answered.
+fn take_now(
+    buckets: &[Arc<Bucket>],
+    cost: u32,
+    now: Nanos,
+    hold: bool,
+    held: &mut Vec<Reservation>,
+) -> bool {
+    if !hold {
+        return matches!(acquire(buckets, cost, now, MaxWait::Never), Ok(Grant::Now));
+    }
+    match reserve_from(buckets, cost, now, now, MaxWait::Never) {
+        Ok(r) => {
+            held.push(r);
+            true
+        }
+        Err(_) => false,
     }
 }
 

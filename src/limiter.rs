@@ -15,7 +15,8 @@ use http::{Method, StatusCode};
 use crate::clock::{Clock, Nanos, TokioClock};
 use crate::headers::HeaderRules;
 use crate::ledger::{
-    acquire, acquire_from, Bucket, Grant, InFlight, KeyedBuckets, MaxWait, Refusal, Reservation,
+    acquire, acquire_from, reserve_from, Bucket, Grant, InFlight, KeyedBuckets, MaxWait, Refusal,
+    Reservation,
 };
 use crate::message::HttpRequest;
 use crate::quota::Limits;
@@ -403,9 +404,20 @@ impl<C: Clock> Limiter<C> {
         now: Nanos,
     ) -> Result<Admission, Refusal> {
         let max_wait = self.max_wait_left(asked, now);
+        // A shared store decides after this process: until it has, even a
+        // request with room here only holds it, and gives it back if the
+        // store refuses (nothing stays charged for a request not sent).
+        let hold = self.shared.is_some() && !charged.shared.is_empty();
+        let take = |buckets: &[Arc<Bucket>], not_before: Nanos, max_wait: MaxWait| {
+            if hold {
+                reserve_from(buckets, cost, now, not_before, max_wait).map(Grant::Later)
+            } else {
+                acquire_from(buckets, cost, now, not_before, max_wait)
+            }
+        };
         let all = &charged.buckets;
         if all.len() < 2 {
-            return match acquire(all, cost, now, max_wait)? {
+            return match take(all, now, max_wait)? {
                 Grant::Now => Ok(Admission::Now),
                 Grant::Later(reservation) => Ok(Admission::Later {
                     reservation,
@@ -413,7 +425,7 @@ impl<C: Clock> Limiter<C> {
                 }),
             };
         }
-        match acquire(all, cost, now, MaxWait::Never) {
+        match take(all, now, MaxWait::Never) {
             Ok(Grant::Now) => return Ok(Admission::Now),
             Ok(Grant::Later(reservation)) => {
                 return Ok(Admission::Later {
@@ -444,7 +456,7 @@ impl<C: Clock> Limiter<C> {
             deferred.into_iter().map(|(_, (b, _))| b.clone()).collect();
         // Never earlier than `d`: a bucket that gained room meanwhile must not
         // let the request leave before the others can take it.
-        match acquire_from(&binding, cost, now, d, max_wait)? {
+        match take(&binding, d, max_wait)? {
             Grant::Now => match acquire(&deferred, cost, now, MaxWait::Never)? {
                 Grant::Now => Ok(Admission::Now),
                 Grant::Later(reservation) => Ok(Admission::Later {

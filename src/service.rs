@@ -76,12 +76,8 @@ where
             .target(crate::Target::Route)
             .map_or("unrouted", |b| &**b.label());
         match limiter.decide(&charged, cost, now, now) {
-            Ok(Admission::Now) if limiter.shared.is_some() => {
-                // The shared store may make it wait too: a clone goes with it
-                // (see below).
-                let later = self.inner.clone();
-                ResponseFuture::asking(limiter, charged, rules, cost, req, later)
-            }
+            // With a shared store to ask, room here comes as a reservation
+            // (held until the store answers), never as `Now`.
             Ok(Admission::Now) => {
                 crate::metrics::request(route, "admitted", None);
                 let future = self.inner.call(req);
@@ -98,8 +94,12 @@ where
                 // its whole wait, and hold back requests that have room.
                 let later = self.inner.clone();
                 let wait = reservation.departure().saturating_since(now);
-                crate::metrics::request(route, "waited", Some(wait));
-                tracing::debug!(?wait, route, "waiting for room");
+                if wait.is_zero() {
+                    crate::metrics::request(route, "admitted", None);
+                } else {
+                    crate::metrics::request(route, "waited", Some(wait));
+                    tracing::debug!(?wait, route, "waiting for room");
+                }
                 ResponseFuture::waiting(
                     limiter,
                     charged,

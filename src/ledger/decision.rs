@@ -126,12 +126,54 @@ pub fn acquire_from<B: Borrow<Arc<Bucket>>>(
     not_before: Nanos,
     max_wait: MaxWait,
 ) -> Result<Grant, Refusal> {
+    decide_among::<B, false>(buckets, cost, now, not_before, max_wait)
+}
+
+/// Like [`acquire_from`], but a request that may leave now is reserved at
+/// `now` too: charged in full, and given back if the reservation is dropped
+/// before it departs. For a decision that something else may still
+/// overturn, such as a shared store's answer for every process.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_quota::clock::Nanos;
+/// use tower_quota::ledger::{reserve_from, Bucket, MaxWait};
+/// use tower_quota::quota::Quota;
+///
+/// let bucket = Arc::new(Bucket::new("GET /people", Quota::per_second(1)));
+/// let held = reserve_from(&[&bucket], 1, Nanos::ZERO, Nanos::ZERO, MaxWait::Never).expect("room");
+/// assert_eq!(held.departure(), Nanos::ZERO);
+/// drop(held); // overturned: the room is back
+/// assert_eq!(bucket.state(Nanos::ZERO).units_charged, 0);
+/// ```
+pub fn reserve_from<B: Borrow<Arc<Bucket>>>(
+    buckets: &[B],
+    cost: u32,
+    now: Nanos,
+    not_before: Nanos,
+    max_wait: MaxWait,
+) -> Result<Reservation, Refusal> {
+    match decide_among::<B, true>(buckets, cost, now, not_before, max_wait)? {
+        Grant::Later(reservation) => Ok(reservation),
+        // Only a request charged to no bucket is admitted outright.
+        Grant::Now => Ok(Reservation::new(now.max(not_before), Vec::new())),
+    }
+}
+
+/// [`acquire_from`], or with `HOLD` [`reserve_from`].
+fn decide_among<B: Borrow<Arc<Bucket>>, const HOLD: bool>(
+    buckets: &[B],
+    cost: u32,
+    now: Nanos,
+    not_before: Nanos,
+    max_wait: MaxWait,
+) -> Result<Grant, Refusal> {
     let cost = u64::from(cost.max(1));
     let start = now.max(not_before).as_u64();
     let now = now.as_u64();
     let max_wait = max_wait.nanos();
     if let [only] = buckets {
-        return decide_one(only.borrow(), cost, now, start, max_wait);
+        return decide_one::<HOLD>(only.borrow(), cost, now, start, max_wait);
     }
     let Some(first) = buckets.first().map(Borrow::borrow) else {
         return Ok(Grant::Now); // charged to nothing: nothing limits it
@@ -153,7 +195,7 @@ pub fn acquire_from<B: Borrow<Arc<Bucket>>>(
         distinct[n] = b;
         n += 1;
     }
-    decide(&distinct[..n], cost, now, start, max_wait)
+    decide::<HOLD>(&distinct[..n], cost, now, start, max_wait)
 }
 
 /// [`acquire`] for one bucket (a keyed scope's), inlined into its caller.
@@ -165,12 +207,13 @@ pub(crate) fn acquire_one(
     max_wait: MaxWait,
 ) -> Result<Grant, Refusal> {
     let now = now.as_u64();
-    decide_one(b, u64::from(cost.max(1)), now, now, max_wait.nanos())
+    decide_one::<false>(b, u64::from(cost.max(1)), now, now, max_wait.nanos())
 }
 
 /// The common case, one bucket: no arrays, and a lost race simply plans again.
+/// With `HOLD`, a departure at `now` is reserved rather than committed.
 #[inline(always)]
-fn decide_one(
+fn decide_one<const HOLD: bool>(
     b: &Arc<Bucket>,
     cost: u64,
     now: u64,
@@ -189,7 +232,7 @@ fn decide_one(
         let Ok(paced) = b.pace(&mut s.tat, cost, d) else {
             continue; // `pace` left the pacer's newer state in `s`
         };
-        let lost = if d == now {
+        let lost = if d == now && !HOLD {
             match b.commit(&s, cost, d) {
                 Ok(()) => return Ok(Grant::Now),
                 Err(head) => head,
@@ -221,7 +264,7 @@ fn reserve_one(
     Ok(Grant::Later(Reservation::new(Nanos::new(d), held)))
 }
 
-fn decide(
+fn decide<const HOLD: bool>(
     buckets: &[&Arc<Bucket>],
     cost: u64,
     now: u64,
@@ -263,7 +306,7 @@ fn decide(
         // Claim `d` in every bucket, or give everything back and plan again.
         // Only a claim that may be given back (a reservation, or one of several
         // buckets) remembers what it overwrote.
-        let keep_undo = n > 1 || d > now;
+        let keep_undo = HOLD || n > 1 || d > now;
         let mut claims: [Option<Claim>; MAX_BUCKETS] = Default::default();
         for i in 0..n {
             let b = buckets[i];
@@ -294,7 +337,7 @@ fn decide(
             };
             claims[i] = Some(claim);
         }
-        if d == now {
+        if d == now && !HOLD {
             return Ok(Grant::Now);
         }
         let held = buckets
@@ -312,5 +355,45 @@ fn undo(buckets: &[&Arc<Bucket>], claims: &mut [Option<Claim>]) {
         if let Some(c) = c.take() {
             b.release(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::Quota;
+
+    /// A held decision with room now charges every bucket at once, gives it
+    /// all back if dropped, and keeps it if it departs; without room it is
+    /// refused or reserved like any other.
+    #[test]
+    fn a_held_decision_is_charged_in_full_and_given_back_whole() {
+        let route = Arc::new(Bucket::new("route", Quota::per_second(2)));
+        let key = Arc::new(Bucket::new("key", Quota::per_second(1)));
+        let units = |b: &Bucket| b.state(Nanos::ZERO).units_charged;
+        let both = [&route, &key];
+        let held = reserve_from(&both, 1, Nanos::ZERO, Nanos::ZERO, MaxWait::Never);
+        let Ok(held) = held else {
+            panic!("room now: {held:?}")
+        };
+        assert_eq!(held.departure(), Nanos::ZERO);
+        assert_eq!((units(&route), units(&key)), (1, 1));
+        let refused = reserve_from(&both, 1, Nanos::ZERO, Nanos::ZERO, MaxWait::Never);
+        assert!(
+            matches!(refused, Err(Refusal::WouldWait { .. })),
+            "{refused:?}"
+        );
+        drop(held);
+        assert_eq!((units(&route), units(&key)), (0, 0), "given back whole");
+        let Ok(kept) = reserve_from(&both, 1, Nanos::ZERO, Nanos::ZERO, MaxWait::Never) else {
+            panic!("room again")
+        };
+        kept.depart();
+        assert_eq!((units(&route), units(&key)), (1, 1), "departed: kept");
+        let later = reserve_from(&both, 1, Nanos::ZERO, Nanos::ZERO, MaxWait::Forever);
+        assert!(matches!(&later, Ok(r) if r.departure() == Nanos::from_secs(1)));
+        let none: [&Arc<Bucket>; 0] = [];
+        let free = reserve_from(&none, 1, Nanos::ZERO, Nanos::ZERO, MaxWait::Never);
+        assert!(matches!(free, Ok(r) if r.departure() == Nanos::ZERO));
     }
 }

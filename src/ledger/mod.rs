@@ -43,7 +43,7 @@ mod window_of_length;
 mod windows;
 
 pub use bucket::{Bucket, BucketState, WindowState};
-pub use decision::{acquire, acquire_from, Grant, MaxWait, MAX_BUCKETS};
+pub use decision::{acquire, acquire_from, reserve_from, Grant, MaxWait, MAX_BUCKETS};
 pub use in_flight::InFlight;
 pub use keyed::KeyedBuckets;
 pub use learned::WindowCount;
