@@ -20,8 +20,12 @@ pin_project! {
     /// The future of a request through [`QuotaService`](crate::QuotaService).
     ///
     /// Dropping it while it waits gives the request's reserved room back.
+    /// Dropping it while the request is on its way (a caller's timeout)
+    /// keeps the request counted, and holds its windows open for the time it
+    /// has been on its way, as a response that slow would (it may reach the
+    /// server as late as that).
     #[must_use = "futures do nothing unless polled"]
-    pub struct ResponseFuture<S: Service<Req>, Req, C> {
+    pub struct ResponseFuture<S: Service<Req>, Req, C: Clock> {
         // Before `charged`: fields drop in order, so a reservation `state`
         // holds is given back while the charge still marks its keyed buckets
         // in flight (kept from eviction).
@@ -35,6 +39,16 @@ pin_project! {
         sent: Nanos,
         rules: usize,
         cost: u32,
+    }
+
+    impl<S: Service<Req>, Req, C: Clock> PinnedDrop for ResponseFuture<S, Req, C> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let StateProj::Sent { .. } = this.state.project() {
+                let now = this.limiter.clock.now();
+                this.limiter.note_latency(this.charged, *this.sent, now);
+            }
+        }
     }
 }
 
@@ -71,6 +85,8 @@ pin_project! {
         },
         Ready { request: Option<Req>, service: Option<S> },
         Sent { #[pin] future: S::Future },
+        // Its response (or error) was handed to the caller.
+        Done { _spent: () },
     }
 }
 
@@ -309,7 +325,9 @@ where
                     this.state.set(State::Sent { future });
                 }
                 StateProj::Sent { future } => {
-                    let response = match ready!(future.poll(cx)) {
+                    let outcome = ready!(future.poll(cx));
+                    this.state.set(State::Done { _spent: () });
+                    let response = match outcome {
                         Ok(response) => response,
                         Err(e) => {
                             // It may have reached the server all the same.
@@ -327,6 +345,7 @@ where
                     );
                     return Poll::Ready(Ok(response));
                 }
+                StateProj::Done { .. } => return Poll::Ready(Err(Error::Limited(spent()))),
             }
         }
     }

@@ -313,3 +313,33 @@ async fn a_memory_store_reservation_leaves_later_after_a_late_correction() {
     assert!(left >= Duration::from_millis(140), "{left:?}");
     assert!(left < Duration::from_millis(142), "{left:?}");
 }
+
+/// A caller that gives up on a request on its way (its own timeout, 2 s)
+/// drops the response future: the request may still reach the server that
+/// late, so its windows are held open for the 2 s as a response that slow
+/// would hold them (found by review: a dropped request taught nothing).
+#[tokio::test(start_paused = true)]
+async fn a_request_dropped_on_its_way_holds_the_window_for_the_time_it_was_out() {
+    let clock = TokioClock::new();
+    let limiter = builder(&clock).build();
+    let inner = tower::service_fn(|_req: Request<()>| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<_, &'static str>(Response::new(()))
+    });
+    let svc = ServiceBuilder::new()
+        .layer(QuotaLayer::new(limiter.clone()))
+        .service(inner);
+    let gave_up = tokio::time::timeout(Duration::from_secs(2), svc.oneshot(request())).await;
+    assert!(gave_up.is_err(), "the caller's timeout fired");
+    let bucket = limiter
+        .route_bucket(&http::Method::GET, "/v1/campaigns/7")
+        .unwrap_or_else(|| panic!("route bucket"));
+    let state = bucket.state(clock.now());
+    assert_eq!(state.units_charged, 1, "still counted");
+    // 2 s on its way less the 10 ms margin, rounded up.
+    let widened = state.windows[0].widened_by;
+    assert!(
+        widened >= Duration::from_millis(1990) && widened < Duration::from_millis(1991),
+        "{widened:?}"
+    );
+}
