@@ -25,6 +25,12 @@
 //! `INFO`) with the retry number, the status, the delay and where it came from;
 //! no URI, header or body, which may carry keys.
 //!
+//! Put the retry layer *outside* [`QuotaLayer`](crate::QuotaLayer)
+//! (`ServiceBuilder::new().retry(policy).layer(QuotaLayer::new(..))`): then
+//! every attempt goes through the limiter, is charged, waits for room and
+//! learns from its response. Inside it, retries would reach the server
+//! without being counted.
+//!
 //! ```
 //! use std::time::Duration;
 //! use http::{Request, Response, StatusCode};
