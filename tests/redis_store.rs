@@ -564,3 +564,66 @@ async fn a_fixed_windows_margin_keeps_the_servers_boundaries() {
         "{w:?}"
     );
 }
+
+/// The remaining life of `key`, in milliseconds (-2: no key, -1: no expiry).
+async fn pttl(server: &RedisServer, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut server.connection().await)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A call never cuts a key's life short. A 429's block (10 s) must outlive
+/// the corrections that follow it (the layer sends a 429's counts beside its
+/// block), and reservations two seconds ahead in a window of 200 ms must
+/// outlive a correction: each used to set the expiry back to the longest
+/// window and a second, and the block, or the queue, was gone with the keys.
+#[tokio::test]
+async fn a_later_call_never_shortens_a_blocks_or_a_reservations_expiry() {
+    let Some(server) = RedisServer::start("redis store: expiry only grows") else {
+        return;
+    };
+    let s = store(&server);
+    let blocked = bucket(&s, "GET /blocked", &[window(10, 1_000)]);
+    s.correct(
+        &blocked,
+        Correction::Block {
+            duration: Duration::from_secs(10),
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    s.correct(&blocked, Correction::Used { window: 0, used: 1 });
+    s.correct(
+        &blocked,
+        Correction::Limit {
+            window: 0,
+            limit: 10,
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // The block lives in the bucket's meta key.
+    let left = pttl(&server, &format!("t:route:{}:m", blocked.id)).await;
+    assert!(
+        left > 9_000,
+        "the block's key expires in {left} ms, inside it"
+    );
+    let queue = bucket(&s, "GET /queue", &[window(1, 200)]);
+    let one = std::slice::from_ref(&queue);
+    admit_now(&s, one, 1).await;
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        match s.acquire(one.to_vec(), 1, None).await {
+            Ok(StoreGrant::Later(r)) => held.push(r),
+            other => panic!("expected a reservation, got {other:?}"),
+        }
+    }
+    s.correct(&queue, Correction::Used { window: 0, used: 1 });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let left = pttl(&server, &format!("t:route:{}:0", queue.id)).await;
+    assert!(
+        left > 2_000,
+        "the queue expires in {left} ms, before its last departure (2 s)"
+    );
+    drop(held);
+}

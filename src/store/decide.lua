@@ -84,12 +84,19 @@ for b = 1, n do
   buckets[b] = bucket
 end
 
+-- Keeps the bucket's keys for its longest window and `horizon_us` from now
+-- (with the slack), or longer if they already live longer: a 429's block or
+-- a reservation far ahead set a life that a later call must not cut short.
+-- (PEXPIRE GT would say it in one call, but needs Redis 7.)
 local function touch(bucket, horizon_us)
   local ttl = math.floor((bucket.longest + horizon_us) / 1000) + slack_ms
-  redis.call('PEXPIRE', bucket.meta, ttl)
-  for _, win in ipairs(bucket.windows) do
-    redis.call('PEXPIRE', win.key, ttl)
+  local function keep(key)
+    local left = redis.call('PTTL', key)
+    -- -2: no such key; -1: a key with no expiry yet.
+    if left == -1 or (left >= 0 and left < ttl) then redis.call('PEXPIRE', key, ttl) end
   end
+  keep(bucket.meta)
+  for _, win in ipairs(bucket.windows) do keep(win.key) end
 end
 
 local function start_of(win, at)
