@@ -627,3 +627,80 @@ async fn a_later_call_never_shortens_a_blocks_or_a_reservations_expiry() {
     );
     drop(held);
 }
+
+/// Each call placed a fixed window's start at `now - phase` on Redis's
+/// clock, so later by the call's own delay in reaching Redis. A waiter is
+/// reserved exactly at the start its call saw; a call that Redis took up
+/// 35 ms later (busy with another client's script, within the default 50 ms
+/// timeout) saw the start after the reservation, pruned it, and admitted a
+/// second unit in a fixed window of one.
+#[tokio::test]
+async fn calls_delayed_differently_agree_on_where_a_fixed_window_starts() {
+    let Some(server) = RedisServer::start("redis store: fixed window starts agree") else {
+        return;
+    };
+    // A timeout of 500 ms, so that a loaded machine cannot turn the 35 ms
+    // into an outage.
+    let s = store(&server);
+    let fixed = SharedWindow {
+        limit: 1,
+        length: Duration::from_millis(400),
+        anchor: Some(SystemTime::now() - Duration::from_millis(300)),
+        margin: Duration::from_millis(20),
+    };
+    let b = [bucket(&s, "GET /fixed-delayed", &[fixed])];
+    admit_now(&s, &b, 1).await;
+    let held = match s.acquire(b.to_vec(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    tokio::time::sleep(held.wait() + Duration::from_millis(10)).await;
+    assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
+    let mut other = server.connection().await;
+    let busy = tokio::spawn(async move {
+        let script = "local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; \
+            repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > 35000; return 1";
+        let done: Result<i64, _> = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .query_async(&mut other)
+            .await;
+        done.unwrap_or_else(|e| panic!("{e}"))
+    });
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let second = now_or_wait(&s, &b, Some(Duration::ZERO)).await;
+    assert_eq!(busy.await.ok(), Some(1), "Redis was not kept busy");
+    assert_eq!(
+        second, None,
+        "a second unit admitted in the fixed window of one the waiter left in"
+    );
+}
+
+/// The start a bucket keeps for a fixed window follows a new anchor (the
+/// server's reset moved): a start seen far from the kept one replaces it.
+#[tokio::test]
+async fn a_fixed_window_follows_an_anchor_that_moved() {
+    let Some(server) = RedisServer::start("redis store: fixed anchor moved") else {
+        return;
+    };
+    let s = store(&server);
+    let id = s.bucket_id("route", b"GET /moved");
+    let ending_in = |d: Duration| {
+        [SharedBucket::new(
+            "route",
+            id.clone(),
+            [SharedWindow {
+                limit: 3,
+                length: Duration::from_secs(3_600),
+                anchor: Some(SystemTime::now() + d),
+                margin: Duration::ZERO,
+            }],
+        )]
+    };
+    admit_now(&s, &ending_in(Duration::from_millis(800)), 3).await;
+    // The hour now ends in 30 minutes: the three count until then.
+    let w = now_or_wait(&s, &ending_in(Duration::from_secs(1_800)), None)
+        .await
+        .unwrap_or_default();
+    assert!(w > Duration::from_secs(1_790), "{w:?}");
+}

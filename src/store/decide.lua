@@ -3,9 +3,9 @@
 -- clocks agree. Loaded once, called by hash (EVALSHA); the client reloads it
 -- after NOSCRIPT.
 --
--- KEYS, per bucket: its meta hash (block, limit overrides), then one sorted set
--- per window whose members are units and whose scores are departure times in
--- microseconds since the Unix epoch.
+-- KEYS, per bucket: its meta hash (block, limit overrides, lateness, fixed
+-- windows' starts), then one sorted set per window whose members are units
+-- and whose scores are departure times in microseconds since the Unix epoch.
 --
 -- ARGV[1] = op: "acquire" | "depart" | "release" | "add" | "raise" | "block" | "limit" | "late"
 -- ARGV[2] = ticket id (members are id..":"..k for k = 1..cost)
@@ -17,7 +17,8 @@
 --   request's own account or API-key bucket, always reserved in), window count,
 --   then per window: limit, length in microseconds, phase (-1: sliding; for a
 --   fixed window, how far into its current window the client's clock is, so
---   that its window starts at now - phase on Redis's clock), margin in
+--   that its window starts at now - phase on Redis's clock, or at the start
+--   the bucket keeps if that is a little earlier: see agreed_start), margin in
 --   microseconds (the part of the length that is the client's safety margin:
 --   a fixed window's boundaries are every length - margin, the server's, and
 --   it also counts what left up to margin before its start)
@@ -50,6 +51,28 @@ local max_wait = tonumber(ARGV[4])
 local slack_ms = tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
 
+-- Where fixed window `w` of `bucket` starts, on Redis's clock, for a call
+-- that saw a start at `seen` (now - phase). `seen` is later than the true
+-- start by this call's delay in reaching Redis, so calls delayed differently
+-- would place the start differently, and one that saw it later would no
+-- longer count a waiter reserved at the start another call saw. The bucket's
+-- meta keeps one start per window (anchor:<w>, `kept`): a start seen up to a
+-- quarter window after it is that start, seen late; one seen earlier is
+-- nearer the true start and replaces it (an earlier start only counts more in
+-- the current window); one farther off is a new anchor, and replaces it too.
+-- (A call that reaches Redis more than three quarters of a window late looks
+-- like an earlier start: it moves the start less than a quarter window early.)
+local function agreed_start(bucket, w, seen, period, kept)
+  if kept then
+    local after = math.fmod(seen - kept, period)
+    if after < 0 then after = after + period end
+    if after <= math.floor(period / 4) then return seen - after end
+  end
+  redis.call('HSET', bucket.meta, 'anchor:' .. w, seen)
+  bucket.anchored = true
+  return seen
+end
+
 local buckets = {}
 local a = 7
 local k = 1
@@ -67,15 +90,16 @@ for b = 1, n do
       anchor = tonumber(ARGV[a + 2]),
       margin = tonumber(ARGV[a + 3]),
     }
-    win.period = win.len
-    if win.anchor >= 0 then
-      win.anchor = now - win.anchor
-      win.period = math.max(1, win.len - win.margin)
-    end
-    local meta = redis.call('HMGET', bucket.meta, 'limit:' .. (w - 1), 'late:' .. (w - 1), 'late_until:' .. (w - 1))
+    local meta = redis.call('HMGET', bucket.meta, 'limit:' .. (w - 1), 'late:' .. (w - 1),
+      'late_until:' .. (w - 1), 'anchor:' .. (w - 1))
     if meta[1] then win.limit = tonumber(meta[1]) end
     win.late = tonumber(meta[2] or '0')
     win.late_until = tonumber(meta[3] or '0')
+    win.period = win.len
+    if win.anchor >= 0 then
+      win.period = math.max(1, win.len - win.margin)
+      win.anchor = agreed_start(bucket, w - 1, now - win.anchor, win.period, tonumber(meta[4]))
+    end
     if win.len > bucket.longest then bucket.longest = win.len end
     bucket.windows[w] = win
     k = k + 1
@@ -99,6 +123,11 @@ local function touch(bucket, horizon_us)
   for _, win in ipairs(bucket.windows) do keep(win.key) end
 end
 
+-- A meta key that a kept window start created must expire like the others.
+for _, bucket in ipairs(buckets) do
+  if bucket.anchored then touch(bucket, 0) end
+end
+
 local function start_of(win, at)
   return win.anchor + math.floor((at - win.anchor) / win.period) * win.period
 end
@@ -119,7 +148,9 @@ local function earliest(win, units)
     -- A widened window still counts what left up to `late` before its start.
     redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len - late_at(win, now))
   else
-    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. (start_of(win, now) - win.margin - late_at(win, now)))
+    -- Kept a window longer than it counts: a start that moved later (a new
+    -- anchor) must not delete what the previous start still counts.
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. (start_of(win, now) - win.period - win.margin - late_at(win, now)))
   end
   local m = redis.call('ZCARD', win.key)
   local d = now
