@@ -704,3 +704,78 @@ async fn a_fixed_window_follows_an_anchor_that_moved() {
         .unwrap_or_default();
     assert!(w > Duration::from_secs(1_790), "{w:?}");
 }
+
+/// Lua prints a number with 14 significant digits, and a time in
+/// microseconds has 16: a score bound written as `'(' .. number` was rounded
+/// to 100 us. A fixed window's end rounded down left out a reservation in the
+/// window's last microseconds, and the window took one unit more than its
+/// limit there.
+#[tokio::test]
+async fn score_bounds_are_exact_to_the_microsecond() {
+    let Some(server) = RedisServer::start("redis store: exact bounds") else {
+        return;
+    };
+    let s = store(&server);
+    let mut con = server.connection().await;
+    let hour = 3_600_000_000u64;
+    let fixed = SharedWindow {
+        limit: 2,
+        length: Duration::from_micros(hour),
+        anchor: Some(SystemTime::now() + Duration::from_secs(600)),
+        margin: Duration::ZERO,
+    };
+    let b = [bucket(&s, "GET /exact", &[fixed])];
+    admit_now(&s, &b, 1).await;
+    // The window start the bucket keeps, moved a second earlier (so that
+    // every call keeps it) to a time that 14 digits round down: ...37 us.
+    let meta = format!("t:route:{}:m", b[0].id);
+    let seen: Option<u64> = redis::cmd("HGET")
+        .arg(&meta)
+        .arg("anchor:0")
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = seen.unwrap_or_else(|| panic!("no window start kept")) / 100 * 100 - 1_000_000 + 37;
+    let _: i64 = redis::cmd("HSET")
+        .arg(&meta)
+        .arg("anchor:0")
+        .arg(start)
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = u64::try_from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros(),
+    )
+    .unwrap_or(u64::MAX);
+    let end = start + hour * (now.saturating_sub(start) / hour + 1);
+    // Another process's reservation a microsecond before the window ends.
+    let key = format!("t:route:{}:0", b[0].id);
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&key)
+        .arg(end - 1)
+        .arg("other:1")
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let held = match s.acquire(b.to_vec(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    let scores: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut con)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let last = scores.last().map_or(0, |(_, at)| *at as u64);
+    assert_eq!(
+        last, end,
+        "reserved in the window of two that the first unit and the other's hold"
+    );
+    drop(held);
+}

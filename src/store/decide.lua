@@ -132,6 +132,14 @@ local function start_of(win, at)
   return win.anchor + math.floor((at - win.anchor) / win.period) * win.period
 end
 
+-- A score bound that leaves `at` out. Lua prints a number with 14
+-- significant digits and a time in microseconds has 16: written as it is,
+-- the bound would be rounded to 100 us. Every time here is a whole number of
+-- microseconds (below 2^53, so exact in a double).
+local function before(at)
+  return '(' .. string.format('%.0f', at)
+end
+
 -- How much longer a window holds its units for a departure at `d`, after a
 -- slow response ("late"): a sliding window counts each unit that much
 -- longer, a fixed one counts a unit that left up to margin + late before its
@@ -150,7 +158,7 @@ local function earliest(win, units)
   else
     -- Kept a window longer than it counts: a start that moved later (a new
     -- anchor) must not delete what the previous start still counts.
-    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', '(' .. (start_of(win, now) - win.period - win.margin - late_at(win, now)))
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', before(start_of(win, now) - win.period - win.margin - late_at(win, now)))
   end
   local m = redis.call('ZCARD', win.key)
   local d = now
@@ -168,7 +176,7 @@ local function earliest(win, units)
   end
   for _ = 1, 10000 do
     local s = start_of(win, d)
-    local c = redis.call('ZCOUNT', win.key, s - win.margin - late_at(win, d), '(' .. (s + win.period))
+    local c = redis.call('ZCOUNT', win.key, s - win.margin - late_at(win, d), before(s + win.period))
     if c + units <= win.limit then return d end
     d = s + win.period
   end
@@ -185,7 +193,7 @@ local function counts()
       local late = late_at(win, now)
       local from
       if win.anchor < 0 then
-        from = '(' .. (now - win.len - late)
+        from = before(now - win.len - late)
       else
         from = start_of(win, now) - win.margin - late
       end
@@ -323,7 +331,7 @@ elseif op == 'add' or op == 'raise' then
   if not win then return { 3, 0, '' } end
   earliest(win, 0)
   if op == 'raise' then
-    local from = '(' .. (now - win.len)
+    local from = before(now - win.len)
     if win.anchor >= 0 then from = start_of(win, now) end
     units = units - redis.call('ZCOUNT', win.key, from, now)
   end
