@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use redis_server::RedisServer;
 use tower_quota::ledger::Refusal;
 use tower_quota::store::{
-    Correction, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant, StoreHealth,
+    Correction, RedisStore, Reserved, SharedBucket, SharedStore, SharedWindow, StoreGrant,
+    StoreHealth,
 };
 
 fn window(limit: u32, ms: u64) -> SharedWindow {
@@ -49,6 +50,14 @@ async fn now_or_wait(
         Ok(StoreGrant::Later(r)) => Some(r.wait()),
         Err(Refusal::WouldWait { .. }) => None,
         Err(e) => panic!("unexpected refusal: {e}"),
+    }
+}
+
+/// The reservation a store granted, or a panic saying what came instead.
+fn reserved(grant: Result<StoreGrant, Refusal>) -> Box<dyn Reserved> {
+    match grant {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
     }
 }
 
@@ -115,19 +124,13 @@ async fn a_dropped_reservation_gives_its_room_back() {
     let s = store(&server);
     let b = [bucket(&s, "GET /x", &[window(1, 5_000)])];
     assert_eq!(now_or_wait(&s, &b, None).await, Some(Duration::ZERO));
-    let r = match s.acquire(b.to_vec(), 1, None).await {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    };
+    let r = reserved(s.acquire(b.to_vec(), 1, None).await);
     let w = r.wait();
     assert!(w > Duration::from_secs(4));
     drop(r);
     // The release runs in the background; the next waiter gets the same slot.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let held = match s.acquire(b.to_vec(), 1, None).await {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    };
+    let held = reserved(s.acquire(b.to_vec(), 1, None).await);
     assert!(
         held.wait() <= w,
         "{:?} should not queue behind a dropped {w:?}",
@@ -188,10 +191,7 @@ async fn a_waiter_bound_by_its_own_bucket_does_not_hold_the_shared_one() {
         Some(Duration::ZERO)
     );
     // Account 1 waits ~5 s for its own window, without a place in the global one...
-    let waiting = match s.acquire(vec![global.clone(), busy], 1, None).await {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    };
+    let waiting = reserved(s.acquire(vec![global.clone(), busy], 1, None).await);
     assert!(waiting.wait() > Duration::from_secs(4));
     // ...so account 2 leaves at once.
     assert_eq!(
@@ -374,10 +374,7 @@ async fn at_its_departure_a_waiter_takes_the_deferred_bucket_or_decides_again() 
     let both = vec![shared.clone(), own];
     assert_eq!(now_or_wait(&s, &both, None).await, Some(Duration::ZERO));
     // Bound by its own bucket: the shared one is deferred to the departure.
-    let r = match s.acquire(both.clone(), 1, None).await {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    };
+    let r = reserved(s.acquire(both.clone(), 1, None).await);
     let departure = tokio::time::Instant::now() + r.wait();
     // Meanwhile someone else takes the shared bucket's last place, and
     // reserves the next one, at the waiter's departure.
@@ -386,10 +383,7 @@ async fn at_its_departure_a_waiter_takes_the_deferred_bucket_or_decides_again() 
         now_or_wait(&s, std::slice::from_ref(&shared), Some(Duration::ZERO)).await,
         Some(Duration::ZERO)
     );
-    let held = match s.acquire(vec![shared.clone()], 1, None).await {
-        Ok(StoreGrant::Later(h)) => h,
-        other => panic!("expected a reservation, got {other:?}"),
-    };
+    let held = reserved(s.acquire(vec![shared.clone()], 1, None).await);
     tokio::time::sleep_until(departure).await;
     // The shared bucket is full at the departure: the ticket is given back
     // and decided again, in one step, behind the other's reservation.
@@ -461,10 +455,7 @@ async fn a_late_response_widens_the_window_for_everyone() {
     let one = std::slice::from_ref(&shared);
     admit_now(&a, one, 2).await;
     // A third is reserved at the window's end (in 400 ms).
-    let held = match a.acquire(one.to_vec(), 1, None).await {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    };
+    let held = reserved(a.acquire(one.to_vec(), 1, None).await);
     let departure = tokio::time::Instant::now() + held.wait();
     // The first two come back 200 ms later than the margin allows: the
     // server may have counted them as late as now.
@@ -613,10 +604,7 @@ async fn a_later_call_never_shortens_a_blocks_or_a_reservations_expiry() {
     admit_now(&s, one, 1).await;
     let mut held = Vec::new();
     for _ in 0..10 {
-        match s.acquire(one.to_vec(), 1, None).await {
-            Ok(StoreGrant::Later(r)) => held.push(r),
-            other => panic!("expected a reservation, got {other:?}"),
-        }
+        held.push(reserved(s.acquire(one.to_vec(), 1, None).await));
     }
     s.correct(&queue, Correction::Used { window: 0, used: 1 });
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -650,10 +638,7 @@ async fn calls_delayed_differently_agree_on_where_a_fixed_window_starts() {
     };
     let b = [bucket(&s, "GET /fixed-delayed", &[fixed])];
     admit_now(&s, &b, 1).await;
-    let held = match s.acquire(b.to_vec(), 1, None).await {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    };
+    let held = reserved(s.acquire(b.to_vec(), 1, None).await);
     tokio::time::sleep(held.wait() + Duration::from_millis(10)).await;
     assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
     let mut other = server.connection().await;
@@ -760,10 +745,7 @@ async fn score_bounds_are_exact_to_the_microsecond() {
         .query_async(&mut con)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let held = match s.acquire(b.to_vec(), 1, None).await {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    };
+    let held = reserved(s.acquire(b.to_vec(), 1, None).await);
     let scores: Vec<(String, f64)> = redis::cmd("ZRANGE")
         .arg(&key)
         .arg(0)
@@ -778,4 +760,42 @@ async fn score_bounds_are_exact_to_the_microsecond() {
         "reserved in the window of two that the first unit and the other's hold"
     );
     drop(held);
+}
+
+/// A waiter's deferred bucket whose limit dropped below the ticket's cost
+/// made the script index past the window's set at the departure (a Lua
+/// error), which the store took for Redis being away: the request was
+/// refused as StoreUnavailable and the next, unrelated one too. The cost can
+/// never fit: the departure says so, and Redis stays in use.
+#[tokio::test]
+async fn a_limit_lowered_below_a_waiters_cost_refuses_it_at_its_departure() {
+    let Some(server) = RedisServer::start("redis store: lower limit at departure") else {
+        return;
+    };
+    let s = store(&server);
+    let shared = bucket(&s, "shared", &[window(5, 5_000)]);
+    let own = SharedBucket::new("api_key", s.bucket_id("api_key", b"k"), [window(2, 300)]);
+    let both = vec![shared.clone(), own];
+    assert!(matches!(
+        s.acquire(both.clone(), 2, None).await,
+        Ok(StoreGrant::Now)
+    ));
+    // Bound by its own bucket: the shared one is deferred to the departure.
+    let r = reserved(s.acquire(both, 2, None).await);
+    s.correct(
+        &shared,
+        Correction::Limit {
+            window: 0,
+            limit: 1,
+        },
+    );
+    tokio::time::sleep(r.wait() + Duration::from_millis(20)).await;
+    match r.depart().await {
+        Err(Refusal::CostExceedsLimit { cost, limit, .. }) => assert_eq!((cost, limit), (2, 1)),
+        other => panic!("expected CostExceedsLimit, got {other:?}"),
+    }
+    let unrelated = [bucket(&s, "unrelated", &[window(100, 1_000)])];
+    admit_now(&s, &unrelated, 1).await;
+    assert_eq!(s.status().health, StoreHealth::Connected);
+    assert_eq!(s.status().errors, 0);
 }

@@ -241,16 +241,22 @@ local function release(bucket)
   end
 end
 
+-- The refusal for bucket `b` if the cost exceeds one of its windows'
+-- limits: no departure can ever fit it (and `earliest` must not be asked).
+local function never_fits(b, bucket)
+  for _, win in ipairs(bucket.windows) do
+    if cost > win.limit then return { 2, win.limit, tostring(b) } end
+  end
+  return nil
+end
+
 -- Admits the buckets whose flag is in `which` now, or reserves the departure in
 -- those that bind it and in the request's own; the others are deferred to the
 -- departure (a waiter holds no place in a shared bucket it does not wait for).
 local function decide(which)
   for b, bucket in ipairs(buckets) do
-    if which[bucket.flag] then
-      for _, win in ipairs(bucket.windows) do
-        if cost > win.limit then return { 2, win.limit, tostring(b) } end
-      end
-    end
+    local refusal = which[bucket.flag] and never_fits(b, bucket)
+    if refusal then return refusal end
   end
   local times = {}
   local d = now
@@ -303,11 +309,17 @@ if op == 'acquire' then
   return decide({ [0] = true })
 elseif op == 'depart' then
   -- The ticket's time has come: take the deferred buckets now, or give the
-  -- ticket back and decide again, in one step.
+  -- ticket back and decide again, in one step (which refuses a cost that a
+  -- limit lowered since the reservation can no longer fit).
   local ready = true
-  for _, bucket in ipairs(buckets) do
-    if bucket.flag == 2 and bucket_earliest(bucket, cost) > now then ready = false end
-    if bucket.flag == 1 and not held_fits(bucket) then ready = false end
+  for b, bucket in ipairs(buckets) do
+    if never_fits(b, bucket) then
+      ready = false
+    elseif bucket.flag == 2 and bucket_earliest(bucket, cost) > now then
+      ready = false
+    elseif bucket.flag == 1 and not held_fits(bucket) then
+      ready = false
+    end
   end
   if ready then
     for _, bucket in ipairs(buckets) do
