@@ -20,26 +20,44 @@ use tower_quota::store::{
 use tower_quota::Limiter;
 
 fn store(server: &RedisServer, policy: FaultPolicy) -> Arc<RedisStore> {
+    store_with(server, policy, 4096)
+}
+
+/// A store that makes at most `in_flight` calls at once.
+fn store_with(server: &RedisServer, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
     RedisStore::builder(server.url())
         .prefix("faults")
         .policy(policy)
         .timeout(Duration::from_millis(100))
         .retry_every(Duration::from_millis(100))
+        .max_in_flight(in_flight)
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn bucket(store: &RedisStore, limit: u32) -> Vec<SharedBucket> {
+/// A share of each limit for one of `n` processes.
+fn share(n: u32) -> FaultPolicy {
+    FaultPolicy::LocalShare {
+        processes: NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN),
+    }
+}
+
+/// A bucket `name` of `limit` units per `length`.
+fn named(store: &RedisStore, name: &str, limit: u32, length: Duration) -> Vec<SharedBucket> {
     vec![SharedBucket::new(
         "route",
-        store.bucket_id("route", b"GET /x"),
+        store.bucket_id("route", name.as_bytes()),
         [SharedWindow {
             limit,
-            length: Duration::from_secs(30),
+            length,
             anchor: None,
             margin: Duration::ZERO,
         }],
     )]
+}
+
+fn bucket(store: &RedisStore, limit: u32) -> Vec<SharedBucket> {
+    named(store, "GET /x", limit, Duration::from_secs(30))
 }
 
 /// Admissions now (never waiting) until the first refusal, up to `most`.
@@ -101,8 +119,7 @@ async fn local_share_decides_from_its_share_and_hands_it_back_to_redis() {
     let Some(mut server) = RedisServer::start("redis faults: local share") else {
         return;
     };
-    let two = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
-    let s = store(&server, FaultPolicy::LocalShare { processes: two });
+    let s = store(&server, share(2));
     let b = bucket(&s, 10);
     server.stop();
     // Half of 10 for this process while Redis is away.
@@ -134,20 +151,10 @@ async fn shares_that_fail_over_together_stay_within_the_limit() {
     let Some(mut server) = RedisServer::start("redis faults: shares within the limit") else {
         return;
     };
-    let two = NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN);
-    let busy = store(&server, FaultPolicy::LocalShare { processes: two });
-    let quiet = store(&server, FaultPolicy::LocalShare { processes: two });
+    let busy = store(&server, share(2));
+    let quiet = store(&server, share(2));
     let uneven = bucket(&busy, 10);
-    let even = vec![SharedBucket::new(
-        "route",
-        busy.bucket_id("route", b"GET /even"),
-        [SharedWindow {
-            limit: 10,
-            length: Duration::from_secs(30),
-            anchor: None,
-            margin: Duration::ZERO,
-        }],
-    )];
+    let even = named(&busy, "GET /even", 10, Duration::from_secs(30));
     assert_eq!(admit_now(&busy, &even, 2).await, (2, None));
     assert_eq!(admit_now(&quiet, &even, 2).await, (2, None));
     assert_eq!(admit_now(&busy, &uneven, 8).await, (8, None));
@@ -173,12 +180,7 @@ async fn shares_that_fail_over_together_stay_within_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_through_an_outage_completes_under_either_policy() {
-    for policy in [
-        FaultPolicy::FailClosed,
-        FaultPolicy::LocalShare {
-            processes: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
-        },
-    ] {
+    for policy in [FaultPolicy::FailClosed, share(4)] {
         let Some(mut server) = RedisServer::start("redis faults: outage mid-run") else {
             return;
         };
@@ -284,4 +286,30 @@ async fn futures_join<F: std::future::Future>(n: usize, f: impl Fn() -> F) -> Ve
     })
     .await;
     out.into_iter().flatten().collect()
+}
+
+/// A limit smaller than the number of processes has no whole unit for each
+/// share: rounded up to one, four shares of a limit of 2 sent 4. While
+/// Redis is away such a bucket is refused as StoreUnavailable; a limit of 8
+/// still gives each of the four its 2.
+#[tokio::test]
+async fn shares_of_a_limit_below_the_process_count_send_nothing() {
+    let Some(mut server) = RedisServer::start("redis faults: shares below one") else {
+        return;
+    };
+    let stores: Vec<_> = (0..4).map(|_| store(&server, share(4))).collect();
+    let small = named(&stores[0], "GET /small", 2, Duration::from_secs(30));
+    let eight = named(&stores[0], "GET /eight", 8, Duration::from_secs(30));
+    server.stop();
+    for s in &stores {
+        let (n, refusal) = admit_now(s, &small, 10).await;
+        assert_eq!(n, 0, "sent from a share of a limit of 2 among 4");
+        match refusal {
+            Some(Refusal::StoreUnavailable { reason, .. }) => {
+                assert!(reason.contains("limit of 2"), "{reason}");
+            }
+            other => panic!("expected StoreUnavailable, got {other:?}"),
+        }
+        assert_eq!(admit_now(s, &eight, 10).await.0, 2);
+    }
 }

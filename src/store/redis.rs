@@ -46,6 +46,14 @@ pub enum FaultPolicy {
     /// reckons every counted unit to have left at that answer). A share that
     /// counted `U` of a limit `L` keeps `(L - U) / processes` to send until
     /// those units free.
+    ///
+    /// Shares are whole units, rounded down, so that they never add up to
+    /// more than the limit. A window whose limit is smaller than `processes`
+    /// has no whole unit for each process: while Redis is away, requests in
+    /// its bucket are refused with [`Refusal::StoreUnavailable`] (the reason
+    /// names the limit), as under [`FaultPolicy::FailClosed`], rather than
+    /// give every process one unit and send up to `processes` in all.
+    /// Buckets with larger limits keep going from their shares.
     LocalShare {
         /// How many processes share the allowance.
         processes: NonZeroU32,
@@ -416,12 +424,19 @@ impl Inner {
         max_wait: Option<Duration>,
         why: &'static str,
     ) -> Result<StoreGrant, Refusal> {
+        let unavailable = |reason: Arc<str>| Refusal::StoreUnavailable {
+            store: Arc::from("redis"),
+            reason,
+        };
         match self.policy {
-            FaultPolicy::FailClosed => Err(Refusal::StoreUnavailable {
-                store: Arc::from("redis"),
-                reason: Arc::from(why),
-            }),
-            FaultPolicy::LocalShare { .. } => {
+            FaultPolicy::FailClosed => Err(unavailable(Arc::from(why))),
+            FaultPolicy::LocalShare { processes } => {
+                if let Some((bucket, limit)) = below_one_unit(buckets, processes) {
+                    return Err(unavailable(Arc::from(format!(
+                        "{why}; bucket {bucket}'s limit of {limit} leaves less than one unit \
+                         to each of {processes} processes sharing it"
+                    ))));
+                }
                 let grant = self.share.decide(buckets, cost, max_wait)?;
                 self.note_fallback(buckets, cost);
                 Ok(grant)
@@ -449,6 +464,17 @@ impl Inner {
             v.push((b.clone(), cost, now));
         }
     }
+}
+
+/// The first of `buckets` with a window whose limit leaves less than one
+/// unit to each of `processes` shares, and that limit.
+fn below_one_unit(buckets: &[SharedBucket], processes: NonZeroU32) -> Option<(&str, u32)> {
+    buckets.iter().find_map(|b| {
+        b.windows
+            .iter()
+            .find(|w| w.limit < processes.get())
+            .map(|w| (&*b.label, w.limit))
+    })
 }
 
 /// How far into its current window a fixed window with a window starting at
