@@ -313,3 +313,57 @@ async fn shares_of_a_limit_below_the_process_count_send_nothing() {
         assert_eq!(admit_now(s, &eight, 10).await.0, 2);
     }
 }
+/// A request decided from the share because too many calls were in flight
+/// was recorded for Redis, but only a failover handed the record over: while
+/// Redis stayed connected the unit was never counted there, and another
+/// process sent its own units on top of it.
+#[tokio::test]
+async fn units_decided_past_the_calls_in_flight_are_counted_in_redis() {
+    let Some(server) = RedisServer::start("redis faults: overload counted") else {
+        return;
+    };
+    let a = store_with(&server, share(2), 1);
+    let b = store(&server, share(2));
+    let four = bucket(&a, 4);
+    // Two at once from `a`: one through Redis, one from its share.
+    let (first, second) = tokio::join!(
+        a.acquire(four.clone(), 1, Some(Duration::ZERO)),
+        a.acquire(four.clone(), 1, Some(Duration::ZERO))
+    );
+    assert!(matches!(
+        (first, second),
+        (Ok(StoreGrant::Now), Ok(StoreGrant::Now))
+    ));
+    assert_eq!(a.status().health, StoreHealth::Connected);
+    let (sent, _) = admit_now(&b, &four, 10).await;
+    assert_eq!(
+        sent, 2,
+        "2 sent by `a`, then {sent} by `b` in a window of 4"
+    );
+}
+
+/// The share's record of what it admitted was pruned by the longest window
+/// of the request at hand: a request in a 500 ms bucket, a second after
+/// five in a 60 s bucket, deleted those five before Redis was back to hear
+/// of them.
+#[tokio::test]
+async fn a_short_buckets_request_keeps_a_long_buckets_record() {
+    let Some(mut server) = RedisServer::start("redis faults: record kept") else {
+        return;
+    };
+    let s = store(&server, share(2));
+    let long = named(&s, "GET /long", 10, Duration::from_secs(60));
+    let short = named(&s, "GET /short", 100, Duration::from_millis(500));
+    server.stop();
+    assert_eq!(admit_now(&s, &long, 10).await.0, 5, "its share of 10");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(admit_now(&s, &short, 1).await.0, 1);
+    server.restart();
+    until_back(&s, &short).await;
+    let other = store(&server, FaultPolicy::FailClosed);
+    let (n, _) = admit_now(&other, &long, 10).await;
+    assert_eq!(
+        n, 5,
+        "5 sent a second ago, then {n} more in a 60 s window of 10"
+    );
+}

@@ -56,6 +56,15 @@ impl SharedBucket {
         }
     }
 
+    /// Its longest window: after that long, nothing it sent counts anywhere.
+    pub(crate) fn longest(&self) -> Duration {
+        self.windows
+            .iter()
+            .map(|w| w.length)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The shared view of local bucket `b`: its current limits and padded
     /// window lengths, fixed windows anchored on the wall clock.
     pub(crate) fn of<C: Clock>(

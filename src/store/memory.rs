@@ -212,13 +212,7 @@ impl MemoryStore {
                 told.retain(|_, (_, at, longest)| *at + *longest > now);
             }
             if told.len() < self.cap || told.contains_key(id) {
-                let longest = buckets[i]
-                    .windows
-                    .iter()
-                    .map(|w| w.length)
-                    .max()
-                    .unwrap_or_default();
-                told.insert(id.clone(), (ours, now, longest));
+                told.insert(id.clone(), (ours, now, buckets[i].longest()));
             }
         }
     }

@@ -10,8 +10,9 @@
 //! When Redis is unreachable, slow (past the timeout), or has more calls in
 //! flight than allowed, the [`FaultPolicy`] applies: refuse with
 //! [`Refusal::StoreUnavailable`], or decide from this process's share of each
-//! limit. Redis is tried again every `retry_every`; on its return the departures
-//! made from the share are added to it, so no window forgets them.
+//! limit. Redis is tried again every `retry_every`; with its next answer the
+//! departures made from the share (while it was away, or while too many calls
+//! were in flight) are added to it, so no window forgets them.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -223,8 +224,9 @@ struct Inner {
     max_in_flight: usize,
     /// This process's share: the fallback, mirroring what Redis admitted.
     share: MemoryStore,
-    /// Departures decided from the share, to hand to Redis when it is back.
-    fallen_back: Mutex<Vec<(SharedBucket, u32, Instant)>>,
+    /// Departures decided from the share (Redis away, or too many calls in
+    /// flight), to hand to Redis with its next answer.
+    fallen_back: Mutex<Vec<Departure>>,
     origin: Instant,
     /// Milliseconds since `origin` until which Redis is not asked.
     down_until: AtomicU64,
@@ -241,6 +243,20 @@ impl std::fmt::Debug for Inner {
             .field("policy", &self.policy)
             .field("health", &self.health.get())
             .finish_non_exhaustive()
+    }
+}
+
+/// A departure the share decided, for Redis to count when it next answers.
+struct Departure {
+    bucket: SharedBucket,
+    cost: u32,
+    at: Instant,
+}
+
+impl Departure {
+    /// Whether it still counts in a window of `length`.
+    fn counts_in(&self, length: Duration) -> bool {
+        self.at.elapsed() < length
     }
 }
 
@@ -390,30 +406,38 @@ impl Inner {
 
     /// Redis answered: back to it, handing it what the share admitted.
     async fn answered(&self, took: Duration) {
-        let old = self.health.get();
-        if matches!(old, StoreHealth::FailingOver | StoreHealth::Failing) {
-            let fallen = std::mem::take(&mut *self.fallen());
-            for bucket in recent(&fallen) {
-                for (w, win) in bucket.windows.iter().enumerate() {
-                    let n = units_within(&fallen, &bucket.id, win.length);
-                    let _ = self
-                        .call(
-                            &Op::Add(w, n),
-                            &self.ticket(),
-                            std::slice::from_ref(&bucket),
-                            &[0],
-                            1,
-                            None,
-                        )
-                        .await;
-                }
-            }
-        }
+        self.hand_over().await;
         self.health.set(if took > self.timeout / 2 {
             StoreHealth::Degraded
         } else {
             StoreHealth::Connected
         });
+    }
+
+    /// Hands Redis the share's departures, one `add` per bucket and window of
+    /// the units that left within it. Not only after an outage: a request
+    /// decided from the share because too many calls were in flight is
+    /// recorded while Redis stays connected, and must be counted there too.
+    async fn hand_over(&self) {
+        let fallen = std::mem::take(&mut *self.fallen());
+        for bucket in recent(&fallen) {
+            for (w, win) in bucket.windows.iter().enumerate() {
+                let n = units_within(&fallen, &bucket.id, win.length);
+                if n == 0 {
+                    continue;
+                }
+                let _ = self
+                    .call(
+                        &Op::Add(w, n),
+                        &self.ticket(),
+                        std::slice::from_ref(&bucket),
+                        &[0],
+                        1,
+                        None,
+                    )
+                    .await;
+            }
+        }
     }
 
     /// The fault policy's answer.
@@ -445,24 +469,25 @@ impl Inner {
     }
 
     /// The share's departures (a panic elsewhere leaves the list usable).
-    fn fallen(&self) -> MutexGuard<'_, Vec<(SharedBucket, u32, Instant)>> {
+    fn fallen(&self) -> MutexGuard<'_, Vec<Departure>> {
         self.fallen_back
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records a departure the share decided in each of `buckets`, and
+    /// forgets those that no longer count: each by its own bucket's longest
+    /// window (by the buckets at hand, a short window's request dropped a
+    /// long window's departures before Redis heard of them).
     fn note_fallback(&self, buckets: &[SharedBucket], cost: u32) {
-        let now = Instant::now();
-        let mut v = self.fallen();
-        let longest = buckets
-            .iter()
-            .flat_map(|b| b.windows.iter().map(|w| w.length))
-            .max()
-            .unwrap_or_default();
-        v.retain(|(_, _, t)| now.duration_since(*t) < longest.max(Duration::from_secs(1)));
-        for b in buckets {
-            v.push((b.clone(), cost, now));
-        }
+        let at = Instant::now();
+        let mut fallen = self.fallen();
+        fallen.retain(|d| d.counts_in(d.bucket.longest()));
+        fallen.extend(buckets.iter().map(|b| Departure {
+            bucket: b.clone(),
+            cost,
+            at,
+        }));
     }
 }
 
@@ -499,22 +524,22 @@ fn room_for_correction(available: usize, max: usize) -> bool {
 }
 
 /// The distinct buckets of `fallen`.
-fn recent(fallen: &[(SharedBucket, u32, Instant)]) -> Vec<SharedBucket> {
+fn recent(fallen: &[Departure]) -> Vec<SharedBucket> {
     let mut out: Vec<SharedBucket> = Vec::new();
-    for (b, _, _) in fallen {
-        if !out.iter().any(|o| o.id == b.id) {
-            out.push(b.clone());
+    for d in fallen {
+        if !out.iter().any(|o| o.id == d.bucket.id) {
+            out.push(d.bucket.clone());
         }
     }
     out
 }
 
 /// Units of bucket `id` that left within the last `window`.
-fn units_within(fallen: &[(SharedBucket, u32, Instant)], id: &str, window: Duration) -> u64 {
+fn units_within(fallen: &[Departure], id: &str, window: Duration) -> u64 {
     fallen
         .iter()
-        .filter(|(b, _, t)| &*b.id == id && t.elapsed() < window)
-        .map(|(_, c, _)| u64::from(*c))
+        .filter(|d| &*d.bucket.id == id && d.counts_in(window))
+        .map(|d| u64::from(d.cost))
         .sum()
 }
 
