@@ -367,3 +367,33 @@ async fn a_short_buckets_request_keeps_a_long_buckets_record() {
         "5 sent a second ago, then {n} more in a 60 s window of 10"
     );
 }
+
+/// A reservation the share granted was recorded at its decision, not at its
+/// departure: handed to Redis more than a window after the decision, it was
+/// forgotten though it had left only just before, and another process sent
+/// into the window it still filled.
+#[tokio::test]
+async fn a_shares_reservation_counts_in_redis_from_its_departure() {
+    let Some(mut server) = RedisServer::start("redis faults: share's reservation") else {
+        return;
+    };
+    let s = store(&server, share(1));
+    let one = named(&s, "GET /one", 1, Duration::from_secs(1));
+    server.stop();
+    assert_eq!(admit_now(&s, &one, 1).await.0, 1);
+    let held = match s.acquire(one.clone(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    tokio::time::sleep(held.wait()).await;
+    assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
+    server.restart();
+    until_back(&s, &named(&s, "GET /probe", 100, Duration::from_secs(1))).await;
+    // The reservation left a moment ago: the window holds it for a second.
+    let other = store(&server, FaultPolicy::FailClosed);
+    let refusal = other.acquire(one, 1, Some(Duration::ZERO)).await;
+    assert!(
+        matches!(refusal, Err(Refusal::WouldWait { .. })),
+        "{refusal:?} in a window of 1 that the share's departure fills"
+    );
+}

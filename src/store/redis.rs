@@ -250,11 +250,13 @@ impl std::fmt::Debug for Inner {
 struct Departure {
     bucket: SharedBucket,
     cost: u32,
+    /// When it leaves (a reservation's departure may be ahead).
     at: Instant,
 }
 
 impl Departure {
-    /// Whether it still counts in a window of `length`.
+    /// Whether it still counts in a window of `length` (one still ahead
+    /// does).
     fn counts_in(&self, length: Duration) -> bool {
         self.at.elapsed() < length
     }
@@ -462,7 +464,12 @@ impl Inner {
                     ))));
                 }
                 let grant = self.share.decide(buckets, cost, max_wait)?;
-                self.note_fallback(buckets, cost);
+                let leaves = match &grant {
+                    StoreGrant::Now => Duration::ZERO,
+                    StoreGrant::Later(r) => r.wait(),
+                };
+                let now = Instant::now();
+                self.note_fallback(buckets, cost, now.checked_add(leaves).unwrap_or(now));
                 Ok(grant)
             }
         }
@@ -475,12 +482,12 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records a departure the share decided in each of `buckets`, and
-    /// forgets those that no longer count: each by its own bucket's longest
-    /// window (by the buckets at hand, a short window's request dropped a
-    /// long window's departures before Redis heard of them).
-    fn note_fallback(&self, buckets: &[SharedBucket], cost: u32) {
-        let at = Instant::now();
+    /// Records a departure the share decided in each of `buckets`, at `at`
+    /// (a reservation's departure, not its decision: a window counts it from
+    /// when it leaves), and forgets those that no longer count: each by its
+    /// own bucket's longest window (by the buckets at hand, a short window's
+    /// request dropped a long window's departures before Redis heard of them).
+    fn note_fallback(&self, buckets: &[SharedBucket], cost: u32, at: Instant) {
         let mut fallen = self.fallen();
         fallen.retain(|d| d.counts_in(d.bucket.longest()));
         fallen.extend(buckets.iter().map(|b| Departure {
