@@ -6,6 +6,7 @@ mod redis_drive;
 mod redis_server;
 
 use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,12 +21,17 @@ use tower_quota::store::{
 use tower_quota::Limiter;
 
 fn store(server: &RedisServer, policy: FaultPolicy) -> Arc<RedisStore> {
-    store_with(server, policy, 4096)
+    store_at(&server.url(), policy, 4096)
 }
 
 /// A store that makes at most `in_flight` calls at once.
 fn store_with(server: &RedisServer, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
-    RedisStore::builder(server.url())
+    store_at(&server.url(), policy, in_flight)
+}
+
+/// A store of Redis at `url`.
+fn store_at(url: &str, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
+    RedisStore::builder(url)
         .prefix("faults")
         .policy(policy)
         .timeout(Duration::from_millis(100))
@@ -396,4 +402,150 @@ async fn a_shares_reservation_counts_in_redis_from_its_departure() {
         matches!(refusal, Err(Refusal::WouldWait { .. })),
         "{refusal:?} in a window of 1 that the share's departure fills"
     );
+}
+
+/// Redis answered a decision and failed right after, before the store had
+/// handed it the share's departures: the hand-over's calls failed, and the
+/// departures were gone from the record, so Redis never counted them.
+#[tokio::test]
+async fn a_hand_over_that_fails_keeps_the_departures_for_the_next_answer() {
+    let Some(server) = RedisServer::start("redis faults: hand-over fails") else {
+        return;
+    };
+    let gate = Gate::start(server.port()).await;
+    let s = store_at(&gate.url(), share(2), 4096);
+    let long = named(&s, "GET /long", 10, Duration::from_secs(60));
+    let probe = named(&s, "GET /probe", 100, Duration::from_secs(60));
+    assert_eq!(admit_now(&s, &probe, 1).await.0, 1);
+    gate.close();
+    assert_eq!(admit_now(&s, &long, 10).await.0, 5, "its share of 10");
+    // Redis answers the next decision, and is away again at once.
+    gate.open_until_a_decision();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = s.acquire(probe.clone(), 1, Some(Duration::ZERO)).await;
+        if gate.is_closed() {
+            break;
+        }
+    }
+    assert!(gate.is_closed(), "no decision reached Redis");
+    assert_eq!(s.status().health, StoreHealth::FailingOver, "away again");
+    gate.open();
+    until_back(&s, &probe).await;
+    let other = store(&server, FaultPolicy::FailClosed);
+    let (n, _) = admit_now(&other, &long, 10).await;
+    assert_eq!(
+        n, 5,
+        "5 sent from the share, then {n} more in a window of 10"
+    );
+}
+
+/// A TCP relay to a Redis server that a test can close (every connection
+/// dropped, and every new one until it opens again), also right after the
+/// next reply to a decision passes, before the store can say anything more.
+struct Gate {
+    port: u16,
+    state: Arc<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    closed: std::sync::atomic::AtomicBool,
+    /// Close after the next decision's reply (`*3`, `:0`: admitted).
+    after_a_decision: std::sync::atomic::AtomicBool,
+    relays: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Gate {
+    async fn start(upstream: u16) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .port();
+        let state = Arc::new(GateState::default());
+        let accepting = state.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if accepting.closed.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let relay = tokio::spawn(relay(client, upstream, accepting.clone()));
+                if let Ok(mut relays) = accepting.relays.lock() {
+                    relays.push(relay.abort_handle());
+                }
+            }
+        });
+        Gate { port, state }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn close(&self) {
+        self.state.closed.store(true, Ordering::SeqCst);
+        if let Ok(mut relays) = self.state.relays.lock() {
+            for relay in relays.drain(..) {
+                relay.abort();
+            }
+        }
+    }
+
+    fn open(&self) {
+        self.state.after_a_decision.store(false, Ordering::SeqCst);
+        self.state.closed.store(false, Ordering::SeqCst);
+    }
+
+    fn open_until_a_decision(&self) {
+        self.state.after_a_decision.store(true, Ordering::SeqCst);
+        self.state.closed.store(false, Ordering::SeqCst);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// Relays one connection until either side ends it or the gate closes.
+async fn relay(client: tokio::net::TcpStream, upstream: u16, state: Arc<GateState>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+        return;
+    };
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let up = async {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = from_client.read(&mut buf).await {
+            if n == 0 || state.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            if to_server.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = from_server.read(&mut buf).await {
+            let reply = &buf[..n];
+            let decision = reply.windows(8).any(|w| w == b"*3\r\n:0\r\n");
+            // Closed before the reply goes on, so that nothing the store
+            // sends after reading it gets through.
+            let last = decision && state.after_a_decision.swap(false, Ordering::SeqCst);
+            if last {
+                state.closed.store(true, Ordering::SeqCst);
+            }
+            if n == 0 || to_client.write_all(reply).await.is_err() || last {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
 }

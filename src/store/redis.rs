@@ -406,40 +406,62 @@ impl Inner {
         tracing::warn!(reason = why, "shared store unavailable");
     }
 
-    /// Redis answered: back to it, handing it what the share admitted.
+    /// Redis answered: back to it, handing it what the share admitted. If
+    /// Redis fails the hand-over, it is away again (the answer may also have
+    /// been a late one, to a call made before it went away).
     async fn answered(&self, took: Duration) {
-        self.hand_over().await;
-        self.health.set(if took > self.timeout / 2 {
-            StoreHealth::Degraded
-        } else {
-            StoreHealth::Connected
-        });
+        match self.hand_over().await {
+            Err(why) if why != OVERLOADED => self.failed(why),
+            _ => {
+                self.health.set(if took > self.timeout / 2 {
+                    StoreHealth::Degraded
+                } else {
+                    StoreHealth::Connected
+                });
+            }
+        }
     }
 
     /// Hands Redis the share's departures, one `add` per bucket and window of
     /// the units that left within it. Not only after an outage: a request
     /// decided from the share because too many calls were in flight is
     /// recorded while Redis stays connected, and must be counted there too.
-    async fn hand_over(&self) {
+    ///
+    /// The first call that fails ends it, and what Redis did not take goes
+    /// back to the record for its next answer: the failing bucket's
+    /// departures (its windows already told count them again: more, never
+    /// fewer) and those of the buckets after it.
+    async fn hand_over(&self) -> Result<(), &'static str> {
         let fallen = std::mem::take(&mut *self.fallen());
-        for bucket in recent(&fallen) {
+        let buckets = recent(&fallen);
+        for (i, bucket) in buckets.iter().enumerate() {
             for (w, win) in bucket.windows.iter().enumerate() {
                 let n = units_within(&fallen, &bucket.id, win.length);
                 if n == 0 {
                     continue;
                 }
-                let _ = self
+                let told = self
                     .call(
                         &Op::Add(w, n),
                         &self.ticket(),
-                        std::slice::from_ref(&bucket),
+                        std::slice::from_ref(bucket),
                         &[0],
                         1,
                         None,
                     )
                     .await;
+                if let Err(why) = told {
+                    let untold = &buckets[i..];
+                    self.fallen().extend(
+                        fallen
+                            .into_iter()
+                            .filter(|d| untold.iter().any(|b| b.id == d.bucket.id)),
+                    );
+                    return Err(why);
+                }
             }
         }
+        Ok(())
     }
 
     /// The fault policy's answer.
