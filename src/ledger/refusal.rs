@@ -89,8 +89,8 @@ impl fmt::Display for Refusal {
             ),
             Refusal::StoreUnavailable { store, reason } => write!(
                 f,
-                "the shared {store} store is unavailable ({reason}) and its fault policy \
-                 refuses requests; retry later or choose a local-share fault policy"
+                "the shared {store} store is unavailable ({reason}) and the request cannot \
+                 be decided without it; retry later"
             ),
             Refusal::Exhausted { bucket } => write!(
                 f,

@@ -477,7 +477,10 @@ impl Inner {
             reason,
         };
         match self.policy {
-            FaultPolicy::FailClosed => Err(unavailable(Arc::from(why))),
+            FaultPolicy::FailClosed => Err(unavailable(Arc::from(format!(
+                "{why}; the fail-closed policy refuses meanwhile, a local-share policy \
+                 would decide from this process's share"
+            )))),
             FaultPolicy::LocalShare { processes } => {
                 if let Some((bucket, limit)) = below_one_unit(buckets, processes) {
                     return Err(unavailable(Arc::from(format!(
