@@ -11,7 +11,9 @@ use crate::clock::{Clock, Nanos};
 use crate::ledger::{Bucket, KeyedBuckets};
 use crate::limiter::Limiter;
 use crate::quota::{Limits, Quota};
-use crate::seed::{apply_to_bucket, Applied, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource};
+use crate::seed::{
+    apply_to_bucket, Applied, RoundTrip, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource,
+};
 use crate::store::{Correction, SharedBucket};
 
 /// What [`Limiter::apply_seed`] did with a seed.
@@ -19,7 +21,10 @@ use crate::store::{Correction, SharedBucket};
 pub struct SeedReport {
     /// Which usage endpoint the seed came from.
     pub source: SeedSource,
-    /// The instant the figures were applied as of.
+    /// When the usage request was sent: the client's own requests since then
+    /// were counted on top of the server's figures.
+    pub sent: Nanos,
+    /// When its answer was received: the instant the figures were applied as of.
     pub as_of: Nanos,
     /// One row per bucket (or template) an entry was applied to, in the order
     /// applied.
@@ -144,9 +149,15 @@ impl fmt::Display for SeedSkip {
 }
 
 impl<C: Clock> Limiter<C> {
-    /// Applies what a usage endpoint said (`seed`, received at `as_of` on this
-    /// limiter's clock) to the buckets it describes, and reports what was
-    /// applied and what was skipped.
+    /// Applies what a usage endpoint said (`seed`, asked for and received
+    /// during `trip` on this limiter's clock) to the buckets it describes, and
+    /// reports what was applied and what was skipped.
+    ///
+    /// Pass the [`RoundTrip`] of the usage request: the client's own requests
+    /// sent while it was on its way may be missing from the server's figures,
+    /// and are counted on top of them (DESIGN.md, contract 5). A single
+    /// instant is a round trip of no length: right only when nothing can have
+    /// been sent meanwhile.
     ///
     /// [`apply_to_bucket`](crate::seed::apply_to_bucket) applies one entry to
     /// one bucket; this method finds the buckets:
@@ -206,10 +217,12 @@ impl<C: Clock> Limiter<C> {
     /// assert_eq!((minute.limit, minute.used), (100, 30));
     /// # Ok::<(), tower_quota::seed::SeedError>(())
     /// ```
-    pub fn apply_seed(&self, seed: &Seed, as_of: Nanos) -> SeedReport {
+    pub fn apply_seed(&self, seed: &Seed, trip: impl Into<RoundTrip>) -> SeedReport {
+        let trip = trip.into();
         let mut report = SeedReport {
             source: seed.source,
-            as_of,
+            sent: trip.sent,
+            as_of: trip.received,
             applied: Vec::new(),
             skipped: Vec::new(),
         };
@@ -221,10 +234,10 @@ impl<C: Clock> Limiter<C> {
         for entry in defaults.into_iter().chain(routes) {
             match entry.scope {
                 SeedScope::Key | SeedScope::Global => match entry.route {
-                    SeedRoute::Default => self.seed_route_default(seed, entry, as_of, &mut report),
-                    _ => self.seed_route(entry, as_of, &mut report),
+                    SeedRoute::Default => self.seed_route_default(seed, entry, trip, &mut report),
+                    _ => self.seed_route(entry, trip, &mut report),
                 },
-                SeedScope::PerAccount => self.seed_accounts(entry, as_of, &mut report),
+                SeedScope::PerAccount => self.seed_accounts(entry, trip, &mut report),
             }
         }
         tracing::info!(
@@ -240,7 +253,7 @@ impl<C: Clock> Limiter<C> {
     }
 
     /// One route's entry: its declared bucket, or its own undeclared one.
-    fn seed_route(&self, entry: &SeedEntry, as_of: Nanos, report: &mut SeedReport) {
+    fn seed_route(&self, entry: &SeedEntry, trip: RoundTrip, report: &mut SeedReport) {
         let label = entry.route.label();
         let Some(router) = self.router() else {
             return skip(report, entry, SeedSkip::NoRouter);
@@ -249,7 +262,7 @@ impl<C: Clock> Limiter<C> {
             .find(label)
             .and_then(|id| self.route_buckets().get(id.index()))
         {
-            return self.applied_route(report, entry, SeedTarget::DeclaredRoute, bucket, as_of);
+            return self.applied_route(report, entry, SeedTarget::DeclaredRoute, bucket, trip);
         }
         if let Some(each) = self.each_other_buckets() {
             // The key the layer uses for an undeclared route is the router's
@@ -259,7 +272,7 @@ impl<C: Clock> Limiter<C> {
             match each.bucket_in_flight(&key, self.clock().now()) {
                 Ok(on_it) => {
                     let bucket = on_it.bucket();
-                    self.applied_route(report, entry, SeedTarget::UndeclaredRoute, bucket, as_of);
+                    self.applied_route(report, entry, SeedTarget::UndeclaredRoute, bucket, trip);
                     // An eviction must not send the route back to the default.
                     let limits: Vec<u32> = (0..bucket.window_count())
                         .map(|i| bucket.limit(i).unwrap_or(0))
@@ -281,7 +294,7 @@ impl<C: Clock> Limiter<C> {
                 return skip(report, entry, SeedSkip::NoUsableWindows);
             }
             let bucket = self.report_route(label, limits);
-            self.applied_route(report, entry, SeedTarget::ReportedRoute, &bucket, as_of);
+            self.applied_route(report, entry, SeedTarget::ReportedRoute, &bucket, trip);
         }
     }
 
@@ -291,7 +304,7 @@ impl<C: Clock> Limiter<C> {
         &self,
         seed: &Seed,
         entry: &SeedEntry,
-        as_of: Nanos,
+        trip: RoundTrip,
         report: &mut SeedReport,
     ) {
         let Some(router) = self.router() else {
@@ -305,24 +318,24 @@ impl<C: Clock> Limiter<C> {
         for (i, bucket) in self.route_buckets().iter().enumerate() {
             let Ok(id) = u32::try_from(i) else { break };
             if !own(router.label(crate::route::RouteId(id))) {
-                self.applied_route(report, entry, SeedTarget::DeclaredRoute, bucket, as_of);
+                self.applied_route(report, entry, SeedTarget::DeclaredRoute, bucket, trip);
             }
         }
         if let Some(bucket) = self.shared_other_bucket() {
-            self.applied_route(report, entry, SeedTarget::SharedOtherRoutes, bucket, as_of);
+            self.applied_route(report, entry, SeedTarget::SharedOtherRoutes, bucket, trip);
         }
         if let Some(each) = self.each_other_buckets() {
             // Marked while the seed is applied: not evicted under it.
             for on_it in each.buckets_in_flight() {
                 let bucket = on_it.bucket();
-                self.applied_route(report, entry, SeedTarget::UndeclaredRoute, bucket, as_of);
+                self.applied_route(report, entry, SeedTarget::UndeclaredRoute, bucket, trip);
             }
-            template(report, each, entry, SeedTarget::NewRouteBuckets, as_of);
+            template(report, each, entry, SeedTarget::NewRouteBuckets, trip);
         }
     }
 
     /// Per-account figures: the catch-all goes to every account bucket.
-    fn seed_accounts(&self, entry: &SeedEntry, as_of: Nanos, report: &mut SeedReport) {
+    fn seed_accounts(&self, entry: &SeedEntry, trip: RoundTrip, report: &mut SeedReport) {
         let Some(accounts) = self.account_buckets() else {
             return skip(report, entry, SeedSkip::NoAccountScope);
         };
@@ -330,10 +343,10 @@ impl<C: Clock> Limiter<C> {
             return skip(report, entry, SeedSkip::PerAccountRoute);
         }
         for on_it in &accounts {
-            applied(report, entry, SeedTarget::Account, on_it.bucket(), as_of);
+            applied(report, entry, SeedTarget::Account, on_it.bucket(), trip);
         }
         if let Some(keyed) = self.account_scope() {
-            template(report, keyed, entry, SeedTarget::NewAccountBuckets, as_of);
+            template(report, keyed, entry, SeedTarget::NewAccountBuckets, trip);
         }
     }
 }
@@ -349,9 +362,9 @@ impl<C: Clock> Limiter<C> {
         entry: &SeedEntry,
         target: SeedTarget,
         bucket: &Bucket,
-        as_of: Nanos,
+        trip: RoundTrip,
     ) {
-        applied(report, entry, target, bucket, as_of);
+        applied(report, entry, target, bucket, trip);
         let (Some(store), Some(row)) = (&self.shared, report.applied.last()) else {
             return;
         };
@@ -388,9 +401,9 @@ fn applied(
     entry: &SeedEntry,
     target: SeedTarget,
     bucket: &Bucket,
-    as_of: Nanos,
+    trip: RoundTrip,
 ) {
-    let applied = apply_to_bucket(bucket, &entry.windows, as_of, |_| None);
+    let applied = apply_to_bucket(bucket, &entry.windows, trip, |_| None);
     report_row(report, entry, target, bucket, applied);
 }
 
@@ -431,7 +444,7 @@ fn template<K>(
     keyed: &KeyedBuckets<K>,
     entry: &SeedEntry,
     target: SeedTarget,
-    as_of: Nanos,
+    trip: RoundTrip,
 ) where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
 {
@@ -450,7 +463,7 @@ fn template<K>(
         w.used = None;
         w.remaining = None;
     }
-    let applied = apply_to_bucket(&probe, &windows, as_of, |_| None);
+    let applied = apply_to_bucket(&probe, &windows, trip, |_| None);
     for i in 0..probe.window_count() {
         if let Some(limit) = probe.limit(i).and_then(NonZeroU32::new) {
             if current(i) != Some(limit) {

@@ -605,3 +605,57 @@ async fn a_failing_loopback_endpoint_changes_no_limit() {
     ));
     assert_eq!(people_limit(&limiter), Some(90), "the good answer applies");
 }
+
+/// Requests this client sends while the usage request is on its way may not
+/// be in the server's figures yet: they are counted on top (DESIGN.md,
+/// contract 5), as the header path counts requests in flight.
+#[tokio::test(start_paused = true)]
+async fn a_seed_counts_the_clients_own_requests_sent_during_the_poll() {
+    let limiter = Limiter::builder()
+        .routes(
+            Rails::seed000(),
+            |l| (l == SEARCH).then(|| Limits::from(Quota::per_minute(10))),
+            OtherRoutes::Unlimited,
+        )
+        .margin(Duration::ZERO)
+        .max_wait(MaxWait::Never)
+        .build();
+    let traffic = ServiceBuilder::new()
+        .layer(QuotaLayer::new(limiter.clone()))
+        .service(tower::service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::io::Error>(http::Response::new(()))
+        }));
+    let usage = tower::service_fn(move |_req: http::Request<()>| {
+        let mut traffic = traffic.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            for _ in 0..3 {
+                let search = http::Request::post("/api/v1/contacts/search")
+                    .body(())
+                    .unwrap_or_default();
+                let ready = traffic.ready().await.map_err(std::io::Error::other)?;
+                ready.call(search).await.map_err(std::io::Error::other)?;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let body = r#"{"[\"api/v1/contacts\", \"search\"]": {
+                "minute": {"limit": 10, "consumed": 5, "left_over": 5}}}"#;
+            Ok::<_, std::io::Error>(http::Response::new(Full::new(Bytes::from(body))))
+        }
+    });
+    let endpoint =
+        UsageEndpoint::crm("http://crm.test", "master").unwrap_or_else(|e| panic!("{e}"));
+    let refresher = Refresher::new(limiter.clone(), usage, endpoint);
+    let outcome = refresher.refresh_once().await;
+    assert!(
+        matches!(outcome, Ok(RefreshOutcome::Applied(_))),
+        "{outcome:?}"
+    );
+    let search = limiter
+        .route_bucket(&Method::POST, "/api/v1/contacts/search")
+        .unwrap_or_else(|| panic!("declared"));
+    let used = search.state(limiter.clock().now()).windows[0].used;
+    assert_eq!(
+        used, 8,
+        "the server's 5, which may not include the 3 sent during the poll, and those 3"
+    );
+}

@@ -10,19 +10,25 @@
 //!
 //! # Where the server's units are placed
 //!
-//! A usage body says how many units a window holds, not when they were sent.
-//! Units whose times are unknown are placed at `as_of`, the instant the body
-//! was received, and the engine counts them for a full window after it. That
-//! is the one placement that is safe whatever the server does: every unit was
-//! counted at or before `as_of` (the server answered before we read it), so at
-//! the server it stops counting at most one window after `as_of`, whether its
-//! windows slide (one window after the unit was sent) or are fixed (at the
-//! next reset, less than a window away). Any earlier placement could free room
-//! before the server does and earn a 429.
+//! A usage body says how many units a window holds, not when they were sent,
+//! nor exactly when the server counted them: some time between the moment the
+//! usage request left ([`RoundTrip::sent`]) and the moment its answer arrived
+//! ([`RoundTrip::received`]). Requests this client sent in between may or may
+//! not be in the figures, so they are counted on top of them (DESIGN.md,
+//! contract 5: the safe side), exactly as a response's headers are.
+//!
+//! Units whose times are unknown are placed at `sent`, or after the latest
+//! departure already planned if that is later (so the client's own requests
+//! of the round trip come first), and the engine counts them for a full window
+//! after that: the same placement as for a response's headers
+//! ([`Bucket::raise_used_together`]). At the server they stop counting at most
+//! one window after `received`, so they may free here up to one round trip
+//! early; the usage request's timeout bounds that, and counting the client's
+//! own requests of the round trip, which can be many, matters more.
 //!
 //! The engine keeps one log per bucket, so units put in it count in every
 //! window: a day's usage put there would fill the minute and the hour windows
-//! for a minute and an hour after `as_of`. Only the shortest window's units
+//! for a minute and an hour after it. Only the shortest window's units
 //! go there. A longer window's units beyond what it then counts are older than
 //! every shorter window of the body (those would have counted them), so they
 //! are held beside the log in the windows that reach back that far, and no
@@ -38,6 +44,51 @@ use std::time::Duration;
 use super::model::SeedWindow;
 use crate::clock::Nanos;
 use crate::ledger::{Bucket, WindowCount};
+
+/// When a usage body's figures were counted, as far as the client can tell:
+/// after its request was sent and before its answer was received, both on the
+/// limiter's clock.
+///
+/// Counts are raised from `sent`, so that the requests the client sent while
+/// the usage request was on its way count on top of the server's figures
+/// (they may be missing from them); a block for a zero limit runs from
+/// `received`. A single instant converts into a round trip of no length: use
+/// that only when nothing can have been sent meanwhile (a body read from a
+/// file, a test), as it trusts the figures to include everything sent before.
+///
+/// ```
+/// use tower_quota::clock::Nanos;
+/// use tower_quota::seed::RoundTrip;
+///
+/// let trip = RoundTrip::new(Nanos::from_secs(5), Nanos::from_secs(4));
+/// assert_eq!((trip.sent, trip.received), (Nanos::from_secs(5), Nanos::from_secs(5)));
+/// assert_eq!(RoundTrip::from(Nanos::from_secs(7)).sent, Nanos::from_secs(7));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundTrip {
+    /// When the usage request left the client.
+    pub sent: Nanos,
+    /// When its whole answer had arrived (never before `sent`).
+    pub received: Nanos,
+}
+
+impl RoundTrip {
+    /// The round trip from `sent` to `received`; a `received` before `sent`
+    /// (clocks read out of order) is read as `sent`.
+    pub fn new(sent: Nanos, received: Nanos) -> RoundTrip {
+        RoundTrip {
+            sent,
+            received: received.max(sent),
+        }
+    }
+}
+
+impl From<Nanos> for RoundTrip {
+    /// A round trip of no length at `at`.
+    fn from(at: Nanos) -> RoundTrip {
+        RoundTrip::new(at, at)
+    }
+}
 
 /// What [`apply_to_bucket`] changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,7 +151,8 @@ pub enum SkipReason {
 }
 
 /// Applies `windows` (one [`SeedEntry`](super::SeedEntry)'s) to `bucket`, as
-/// the server saw them at `as_of`.
+/// the server counted them during `trip` (a [`RoundTrip`], or one instant
+/// when nothing can have been sent meanwhile).
 ///
 /// Each seed window goes to the bucket's window of the same length, or, for a
 /// bucket built with [`Limits::padded`](crate::quota::Limits::padded), the
@@ -108,8 +160,9 @@ pub enum SkipReason {
 /// tighter); a seed window without one is skipped and reported. A different
 /// limit replaces the bucket's (a zero limit blocks the bucket for one window
 /// instead); the used counts are raised together with
-/// [`Bucket::raise_used_together`]: the shortest window's units of unknown
-/// time at `as_of` (see the module docs for why), or as `frees_at_of` says
+/// [`Bucket::raise_used_together`] from `trip.sent` (the client's own requests
+/// sent since count on top): the shortest window's units of unknown time at
+/// `trip.received` (see the module docs for why), or as `frees_at_of` says
 /// (the instant the window's units stop counting at the server, if known),
 /// and a longer window's older units held where no shorter window sees them.
 ///
@@ -140,9 +193,10 @@ pub enum SkipReason {
 pub fn apply_to_bucket(
     bucket: &Bucket,
     windows: &[SeedWindow],
-    as_of: Nanos,
+    trip: impl Into<RoundTrip>,
     frees_at_of: impl Fn(&SeedWindow) -> Option<Nanos>,
 ) -> Applied {
+    let trip = trip.into();
     let mut applied = Applied::default();
     // Shortest first, as the counts are raised below.
     let mut counts = Vec::new();
@@ -155,7 +209,7 @@ pub fn apply_to_bucket(
         };
         match u32::try_from(w.limit) {
             Ok(0) => {
-                let until = as_of + length;
+                let until = trip.received + length;
                 bucket.block_until(until);
                 applied.blocked_until = applied.blocked_until.max(Some(until));
                 tracing::warn!(target: "tower_quota::seed", bucket = %bucket.label(), window = %w.name, "the server's limit is zero: blocked for one window");
@@ -173,7 +227,7 @@ pub fn apply_to_bucket(
     }
     // Together: a longer window's units beyond a shorter one's are older than
     // it, and are held so that they never fill it (`Bucket::raise_used_together`).
-    let added = bucket.raise_used_together(&counts, as_of, as_of);
+    let added = bucket.raise_used_together(&counts, trip.sent, trip.received);
     if added > 0 {
         tracing::debug!(target: "tower_quota::seed", bucket = %bucket.label(), added, "the server counted more than we did");
     }

@@ -82,7 +82,7 @@ mod tests_crm;
 #[cfg(test)]
 mod tests_partner;
 
-pub use apply::{apply_to_bucket, Applied, LimitChange, SkipReason, SkippedWindow};
+pub use apply::{apply_to_bucket, Applied, LimitChange, RoundTrip, SkipReason, SkippedWindow};
 pub use crm::parse_crm_usage;
 pub use error::SeedError;
 pub use json::BadCount;

@@ -17,7 +17,9 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use super::PARTNER_DEFAULT_WINDOW;
-use super::{parse_crm_usage, parse_partner_usage, Seed, SeedError, SeedSource, WindowNames};
+use super::{
+    parse_crm_usage, parse_partner_usage, RoundTrip, Seed, SeedError, SeedSource, WindowNames,
+};
 use crate::clock::{Clock, Nanos, TokioClock};
 use crate::limiter::Limiter;
 use crate::seeding::SeedReport;
@@ -322,7 +324,9 @@ struct State {
 /// credentials ([`UsageEndpoint::crm`]: `POST` with the master key;
 /// [`UsageEndpoint::partner`]: `GET` with `X-System`, `X-System-Key` and the
 /// account's `X-Api-Key`), reads the body with the seed's parser and hands the
-/// [`Seed`] to [`Limiter::apply_seed`].
+/// [`Seed`] to [`Limiter::apply_seed`], with the poll's [`RoundTrip`]: the
+/// client's own requests sent while the usage request was on its way count on
+/// top of the server's figures.
 ///
 /// # Through the same client
 ///
@@ -478,31 +482,34 @@ impl<C: Clock> Refresher<C> {
     ///
     /// The poll's failure, also kept in [`RefresherStatus::last_error`].
     pub async fn refresh_once(&self) -> Result<RefreshOutcome, RefreshError> {
+        let sent = self.limiter.clock().now();
         {
-            let now = self.limiter.clock().now();
             let mut state = lock(&self.state);
             if let Some(last) = state.last_poll {
-                let since = now.saturating_since(last);
+                let since = sent.saturating_since(last);
                 if since < self.min_interval {
                     return Ok(RefreshOutcome::TooSoon {
                         wait: self.min_interval - since,
                     });
                 }
             }
-            state.last_poll = Some(now);
+            state.last_poll = Some(sent);
             state.status.polls += 1;
         }
         let fetched = match tokio::time::timeout(self.timeout, (self.fetch)()).await {
             Ok(body) => body,
             Err(_) => Err(RefreshError::Timeout(self.timeout)),
         };
+        let received = self.limiter.clock().now();
         let seed = fetched.and_then(|body| self.endpoint.parse(&body).map_err(RefreshError::Seed));
         match seed {
             Ok(seed) => {
-                let as_of = self.limiter.clock().now();
-                let report = self.limiter.apply_seed(&seed, as_of);
+                // Requests sent during the round trip count on top of the figures.
+                let report = self
+                    .limiter
+                    .apply_seed(&seed, RoundTrip::new(sent, received));
                 let mut state = lock(&self.state);
-                state.status.last_ok = Some(as_of);
+                state.status.last_ok = Some(received);
                 state.status.last_error = None;
                 state.status.last_report = Some(report.clone());
                 Ok(RefreshOutcome::Applied(report))
