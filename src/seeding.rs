@@ -3,6 +3,7 @@
 //!
 //! The rules are documented on [`Limiter::apply_seed`].
 
+use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -310,14 +311,16 @@ impl<C: Clock> Limiter<C> {
         let Some(router) = self.router() else {
             return skip(report, entry, SeedSkip::NoRouter);
         };
-        let own = |label: &str| {
-            seed.entries.iter().any(|e| {
-                matches!(e.scope, SeedScope::Key | SeedScope::Global) && e.route.label() == label
-            })
-        };
+        // Collected once: a body may list thousands of routes.
+        let own: HashSet<&str> = seed
+            .entries
+            .iter()
+            .filter(|e| matches!(e.scope, SeedScope::Key | SeedScope::Global))
+            .map(|e| e.route.label())
+            .collect();
         for (i, bucket) in self.route_buckets().iter().enumerate() {
             let Ok(id) = u32::try_from(i) else { break };
-            if !own(router.label(crate::route::RouteId(id))) {
+            if !own.contains(router.label(crate::route::RouteId(id))) {
                 self.applied_route(report, entry, SeedTarget::DeclaredRoute, bucket, trip);
             }
         }

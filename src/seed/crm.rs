@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::error::SeedError;
 use super::json::{self, Json};
-use super::model::{Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow};
+use super::model::{EntryIndex, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow};
 use super::warning::WarningKind;
 use super::window_names::WindowNames;
 use crate::route::parse_stats_key;
@@ -65,6 +65,7 @@ pub fn parse_crm_usage(body: &[u8], names: &WindowNames) -> Result<Seed, SeedErr
         }
     };
     let mut seed = Seed::new(SeedSource::CrmUsageStats);
+    let mut index = EntryIndex::default();
     for (key, value) in routes {
         let route = match parse_stats_key(&key) {
             Ok((controller, action)) => SeedRoute::rails(controller, action),
@@ -98,7 +99,7 @@ pub fn parse_crm_usage(body: &[u8], names: &WindowNames) -> Result<Seed, SeedErr
             }
         }
         if !entry.windows.is_empty() {
-            seed.add_entry(entry);
+            seed.add_entry(entry, &mut index);
         }
     }
     if seed.entries.is_empty() {

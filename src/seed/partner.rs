@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use super::error::SeedError;
 use super::json::{self, Json};
-use super::model::{DaySummary, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow};
+use super::model::{
+    DaySummary, EntryIndex, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow,
+};
 use super::warning::WarningKind;
 
 /// The window of seed 002's ceilings when the partner does not say: one minute.
@@ -63,6 +65,7 @@ pub fn parse_partner_usage(body: &[u8], window: Duration) -> Result<Seed, SeedEr
     let usage = object_at_opt(usage, "usage")?;
     let limits = object_at_opt(usage.field("current_limits"), "usage.current_limits")?;
     let mut seed = Seed::new(SeedSource::PartnerUsage);
+    let mut index = EntryIndex::default();
     let day = summary(&root, usage, &mut seed);
     seed.summary = day;
     let Json::Object(scopes) = limits else {
@@ -120,7 +123,7 @@ pub fn parse_partner_usage(body: &[u8], window: Duration) -> Result<Seed, SeedEr
                 remaining: None,
                 reset: None,
             });
-            seed.add_entry(entry);
+            seed.add_entry(entry, &mut index);
         }
     }
     if seed.entries.is_empty() && seed.summary.is_none() {
