@@ -5,6 +5,10 @@
 //!   inconsistent window.
 //! - Arbitrary bytes, every truncation of a valid body, and hostile values
 //!   never panic; truncations are always [`SeedError::Truncated`].
+//! - A field given several times in one object reads as its conservative
+//!   value, whatever the order: the smallest limit and left over, the largest
+//!   consumed; a repeated seed 002 `current_limits` gives each route its
+//!   smallest ceiling.
 //! - Applying a seed never lowers what a bucket counts, and leaves every
 //!   matched window's limit at exactly the server's (never above it).
 
@@ -171,6 +175,71 @@ proptest! {
         }
         let summary = seed.summary.expect("summary");
         prop_assert_eq!((summary.total_requests, summary.rate_limited_requests), (total, limited));
+    }
+
+    #[test]
+    fn repeated_crm_figures_read_as_the_tightest(
+        figures in prop::collection::vec((0..3usize, 0..=1000u64), 1..10),
+        base in (1..=1000u64, 0..=1000u64, 0..=1000u64),
+    ) {
+        // One of each field, then the repeats in any order among them.
+        const FIELDS: [&str; 3] = ["limit", "consumed", "left_over"];
+        let mut pairs = vec![
+            ("limit", base.0),
+            ("consumed", base.1),
+            ("left_over", base.2),
+        ];
+        pairs.extend(figures.iter().map(|(f, v)| (FIELDS[*f], *v)));
+        let of = |field| pairs.iter().filter(move |(f, _)| *f == field).map(|(_, v)| *v);
+        let limit = of("limit").min().unwrap_or(0);
+        let consumed = of("consumed").max().unwrap_or(0);
+        let left_over = of("left_over").min().unwrap_or(0);
+        let window: Vec<String> = pairs.iter().map(|(f, v)| format!("\"{f}\": {v}")).collect();
+        let body = format!(r#"{{"[\"api/v1/a\", \"b\"]": {{"minute": {{{}}}}}}}"#, window.join(", "));
+        let seed = parse_crm_usage(body.as_bytes(), &WindowNames::standard())
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{body}")))?;
+        let w = seed.entries[0].window("minute").expect("read");
+        let remaining = left_over.min(limit.saturating_sub(consumed));
+        prop_assert_eq!((w.limit, w.remaining, w.used), (limit, Some(remaining), Some(limit - remaining)));
+        for field in FIELDS {
+            let mut values: Vec<u64> = of(field).collect();
+            values.dedup();
+            let distinct = values.iter().any(|v| *v != values[0]);
+            let warned = seed.warnings.iter().any(|w| w.kind == WarningKind::Repeated { field });
+            prop_assert_eq!(warned, distinct, "{}", field);
+        }
+    }
+
+    #[test]
+    fn repeated_partner_limits_read_as_the_smallest(
+        (first, _, total, limited) in partner_body(),
+        (second, _, _, _) in partner_body(),
+    ) {
+        let body = render_partner(&first, &[], total, limited);
+        let again = render_partner(&second, &[], total, limited);
+        // The second body's `current_limits`, repeated in the first's `usage`.
+        let Some(limits) = again.find("\"current_limits\"") else {
+            return Err(TestCaseError::fail("rendered"));
+        };
+        let Some(end) = again.rfind("}\n}") else {
+            return Err(TestCaseError::fail("rendered"));
+        };
+        let Some(at) = body.find("\"current_limits\"") else {
+            return Err(TestCaseError::fail("rendered"));
+        };
+        let body = format!("{}{},\n    {}", &body[..at], &again[limits..end], &body[at..]);
+        let seed = parse_partner_usage(body.as_bytes(), Duration::from_secs(60))
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{body}")))?;
+        for (label, _) in first.iter().chain(&second) {
+            let smallest = first
+                .iter()
+                .chain(&second)
+                .filter(|(l, _)| l == label)
+                .map(|(_, v)| *v)
+                .min();
+            let read = seed.entry(SeedScope::Global, label).map(|e| e.windows[0].limit);
+            prop_assert_eq!(read, smallest, "{}\n{}", label, body);
+        }
     }
 
     #[test]

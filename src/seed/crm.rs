@@ -12,7 +12,8 @@
 //!   never a partial seed;
 //! - figures that contradict each other are read conservatively,
 //!   `remaining = min(left_over, limit - consumed)` and
-//!   `used = limit - remaining`, with a warning;
+//!   `used = limit - remaining`, with a warning; so is a field given twice in
+//!   one window: the smallest `limit` and `left_over`, the largest `consumed`;
 //! - a window whose name the [`WindowNames`] table does not know, a route key
 //!   that is not a `["controller", "action"]` pair, and a figure that is not a
 //!   count (negative, fractional, a string, beyond `u64`, or a limit beyond
@@ -22,7 +23,7 @@
 use std::time::Duration;
 
 use super::error::SeedError;
-use super::json::{self, Json};
+use super::json::{self, Json, Tightest};
 use super::model::{EntryIndex, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow};
 use super::warning::WarningKind;
 use super::window_names::WindowNames;
@@ -87,8 +88,8 @@ pub fn parse_crm_usage(body: &[u8], names: &WindowNames) -> Result<Seed, SeedErr
                 continue;
             };
             match read_window(&name, length, &figures) {
-                Ok((window, inconsistency)) => {
-                    if let Some(kind) = inconsistency {
+                Ok((window, oddities)) => {
+                    for kind in oddities {
                         seed.warn(Some(&label), Some(&name), kind);
                     }
                     if entry.add_window(window) {
@@ -108,29 +109,43 @@ pub fn parse_crm_usage(body: &[u8], names: &WindowNames) -> Result<Seed, SeedErr
     Ok(seed)
 }
 
-/// One window's figures, and a warning if they contradict each other.
+/// One window's figures, and warnings for those that contradict each other
+/// (a figure given twice, figures that do not add up).
 fn read_window(
     name: &str,
     length: Duration,
     figures: &Json,
-) -> Result<(SeedWindow, Option<WarningKind>), WarningKind> {
+) -> Result<(SeedWindow, Vec<WarningKind>), WarningKind> {
     if !matches!(figures, Json::Object(_)) {
         return Err(WarningKind::NotAnObject {
             found: figures.kind(),
         });
     }
-    let bad = |field| move |problem| WarningKind::BadValue { field, problem };
-    let limit = json::limit(figures.field("limit")).map_err(bad("limit"))?;
-    let consumed = json::count(figures.field("consumed")).map_err(bad("consumed"))?;
-    let left_over = json::count(figures.field("left_over")).map_err(bad("left_over"))?;
+    let mut warnings = Vec::new();
+    let mut read = |field: &'static str, tightest: Option<Tightest>| {
+        let values = figures.fields(field);
+        let figure = match tightest {
+            None => json::tightest_limit(values),
+            Some(tightest) => json::tightest_count(values, tightest),
+        }
+        .map_err(|problem| WarningKind::BadValue { field, problem })?;
+        if figure.contradicted {
+            warnings.push(WarningKind::Repeated { field });
+        }
+        Ok(figure.value)
+    };
+    let limit = read("limit", None)?;
+    let consumed = read("consumed", Some(Tightest::Largest))?;
+    let left_over = read("left_over", Some(Tightest::Smallest))?;
     let remaining = left_over.min(limit.saturating_sub(consumed));
     let used = limit.saturating_sub(remaining);
-    let consistent = consumed.checked_add(left_over) == Some(limit);
-    let warning = (!consistent).then_some(WarningKind::Inconsistent {
-        limit,
-        consumed,
-        left_over,
-    });
+    if consumed.checked_add(left_over) != Some(limit) {
+        warnings.push(WarningKind::Inconsistent {
+            limit,
+            consumed,
+            left_over,
+        });
+    }
     let window = SeedWindow {
         name: name.to_owned(),
         window: length,
@@ -139,5 +154,5 @@ fn read_window(
         remaining: Some(remaining),
         reset: None,
     };
-    Ok((window, warning))
+    Ok((window, warnings))
 }

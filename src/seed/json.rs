@@ -8,6 +8,13 @@
 //! read into this tree instead. Syntax, truncation and nesting depth are still
 //! checked by `serde_json` (its recursion limit keeps a hostile body from
 //! exhausting the stack).
+//!
+//! A key given twice in one object is read the same way: every value counts.
+//! A figure takes the conservative one ([`Tightest`]), an object is read
+//! once per occurrence (its routes then merge, tighter figures winning), and
+//! a name must be the same each time ([`Json::agreed_field`]). Taking the first
+//! (or, as `serde_json` does, the last) could let a repeated `limit` raise a
+//! bucket's limit.
 
 use std::fmt;
 
@@ -44,13 +51,104 @@ impl Json {
         }
     }
 
-    /// The first value of `key` in an object.
-    pub(crate) fn field(&self, key: &str) -> Option<&Json> {
+    /// Every value of `key` in an object, in document order: none for a
+    /// value that is not an object.
+    pub(crate) fn fields<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Json> + 'a {
+        self.pairs()
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The value of `key` in an object, if it is given, and given the same
+    /// each time.
+    pub(crate) fn agreed_field<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> Result<Option<&'a Json>, Contradicted> {
+        agreed(self.fields(key))
+    }
+
+    /// An object's key-value pairs in document order; none for another value.
+    pub(crate) fn pairs(&self) -> &[(String, Json)] {
         match self {
-            Json::Object(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
+            Json::Object(pairs) => pairs,
+            _ => &[],
         }
     }
+}
+
+/// The one value `values` (one field's) give, if any, when they are all the same.
+pub(crate) fn agreed<'a>(
+    values: impl IntoIterator<Item = &'a Json>,
+) -> Result<Option<&'a Json>, Contradicted> {
+    let mut values = values.into_iter();
+    let first = values.next();
+    match first {
+        Some(first) if values.any(|v| v != first) => Err(Contradicted),
+        _ => Ok(first),
+    }
+}
+
+/// A field given more than once with different values where only one can
+/// be right (a name, not a figure).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Contradicted;
+
+/// Which of a repeated figure's values is the conservative one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tightest {
+    /// The smallest: a limit, what is left.
+    Smallest,
+    /// The largest: a count of what was used or sent.
+    Largest,
+}
+
+/// A figure read from every value a field was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Figure {
+    /// The conservative value.
+    pub(crate) value: u64,
+    /// Whether the values differed (worth a warning).
+    pub(crate) contradicted: bool,
+}
+
+/// The count `values` (one field's, in document order) give: each must be a
+/// count ([`count`]); of several, the `tightest`.
+pub(crate) fn tightest_count<'a>(
+    values: impl IntoIterator<Item = &'a Json>,
+    tightest: Tightest,
+) -> Result<Figure, BadCount> {
+    let mut figure: Option<Figure> = None;
+    for value in values {
+        let n = count(Some(value))?;
+        figure = Some(match figure {
+            None => Figure {
+                value: n,
+                contradicted: false,
+            },
+            Some(f) => Figure {
+                value: match tightest {
+                    Tightest::Smallest => f.value.min(n),
+                    Tightest::Largest => f.value.max(n),
+                },
+                contradicted: f.contradicted || f.value != n,
+            },
+        });
+    }
+    figure.ok_or(BadCount::Missing)
+}
+
+/// The limit `values` give: the smallest, each a count that fits the engine's
+/// `u32` limits ([`limit`]).
+pub(crate) fn tightest_limit<'a>(
+    values: impl IntoIterator<Item = &'a Json>,
+) -> Result<Figure, BadCount> {
+    let values: Vec<&Json> = values.into_iter().collect();
+    for v in &values {
+        limit(Some(v))?;
+    }
+    tightest_count(values, Tightest::Smallest)
 }
 
 /// Parses a whole body. A body cut short anywhere is [`SeedError::Truncated`].
@@ -190,14 +288,32 @@ mod tests {
         };
         let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["b", "a", "b", "c"]);
-        assert_eq!(j.field("b"), Some(&Json::Unsigned(1)));
+        let b: Vec<&Json> = j.fields("b").collect();
+        assert_eq!(b, [&Json::Unsigned(1), &Json::Negative(-2)]);
+        assert_eq!(j.agreed_field("b"), Err(Contradicted));
         assert_eq!(
-            j.field("a"),
-            Some(&Json::Array(vec![Json::Bool(true), Json::Null]))
+            j.agreed_field("a"),
+            Ok(Some(&Json::Array(vec![Json::Bool(true), Json::Null])))
         );
-        assert_eq!(pairs[2].1, Json::Negative(-2));
-        assert_eq!(j.field("zz"), None);
-        assert_eq!(Json::Null.field("a"), None);
+        assert_eq!(j.agreed_field("zz"), Ok(None));
+        assert_eq!(Json::Null.fields("a").count(), 0);
+    }
+
+    #[test]
+    fn repeated_figures_keep_the_tightest_value() {
+        let j = parse(br#"{"n": 7, "n": 3, "n": 9, "one": 4, "bad": 1, "bad": -1}"#).expect("json");
+        let read = |key, tightest| tightest_count(j.fields(key), tightest);
+        let figure = |value, contradicted| Figure {
+            value,
+            contradicted,
+        };
+        assert_eq!(read("n", Tightest::Smallest), Ok(figure(3, true)));
+        assert_eq!(read("n", Tightest::Largest), Ok(figure(9, true)));
+        assert_eq!(read("one", Tightest::Largest), Ok(figure(4, false)));
+        assert_eq!(read("bad", Tightest::Smallest), Err(BadCount::Negative));
+        assert_eq!(read("zz", Tightest::Smallest), Err(BadCount::Missing));
+        let j = parse(br#"{"limit": 10, "limit": 4294967296}"#).expect("json");
+        assert_eq!(tightest_limit(j.fields("limit")), Err(BadCount::TooLarge));
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //! 1. A body that is not one complete, well-shaped JSON document is a
 //!    [`SeedError`]: nothing is applied, never a part of it.
 //! 2. Contradictory figures are read conservatively,
-//!    `remaining = min(left_over, limit - consumed)`, `used = limit - remaining`.
+//!    `remaining = min(left_over, limit - consumed)`, `used = limit - remaining`;
+//!    so are a route, a window or a field given twice: the smallest limit and
+//!    remaining, the largest count, the latest reset.
 //! 3. A figure that cannot be a count, a window name the [`WindowNames`] table
 //!    does not know, a route key that cannot be read: left out, with a warning
 //!    (logged and kept in [`Seed::warnings`]). Leaving a figure out changes

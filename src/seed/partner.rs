@@ -12,7 +12,9 @@
 //! limits but not raise counts.
 //!
 //! Rules, as for seed 000: a body that is not complete JSON, or lacks
-//! `usage.current_limits`, is an error; an unknown scope, an empty route key or
+//! `usage.current_limits`, is an error; a key given twice is read twice
+//! (two `current_limits` both count, a route's smallest ceiling wins, the
+//! summary keeps the largest counts); an unknown scope, an empty route key or
 //! a limit that is not a count (negative, fractional, a string, beyond `u32`)
 //! is left out with a warning; a malformed summary field leaves the summary
 //! out with a warning, and the limits still count. The server caches the body
@@ -21,7 +23,7 @@
 use std::time::Duration;
 
 use super::error::SeedError;
-use super::json::{self, Json};
+use super::json::{self, Json, Tightest};
 use super::model::{
     DaySummary, EntryIndex, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow,
 };
@@ -61,17 +63,17 @@ pub fn parse_partner_usage(body: &[u8], window: Duration) -> Result<Seed, SeedEr
     }
     let root = json::parse(body)?;
     object_at(&root, "(the whole body)")?;
-    let usage = root.field("usage");
-    let usage = object_at_opt(usage, "usage")?;
-    let limits = object_at_opt(usage.field("current_limits"), "usage.current_limits")?;
+    // Every `usage`, and every `current_limits` in each: a key given twice is
+    // read twice, and the routes' figures merge, the tighter winning.
+    let usages = objects_at(&root, "usage", "usage")?;
+    let mut limits = Vec::new();
+    for usage in &usages {
+        limits.extend(objects_at(usage, "current_limits", "usage.current_limits")?);
+    }
     let mut seed = Seed::new(SeedSource::PartnerUsage);
     let mut index = EntryIndex::default();
-    let day = summary(&root, usage, &mut seed);
-    seed.summary = day;
-    let Json::Object(scopes) = limits else {
-        return Err(SeedError::NoFigures);
-    };
-    for (scope_name, routes) in scopes {
+    seed.summary = summary(&root, &usages, &mut seed);
+    for (scope_name, routes) in limits.iter().flat_map(|l| l.pairs()) {
         let scope = match scope_name.as_str() {
             "across_all_accounts" => SeedScope::Global,
             "per_account" => SeedScope::PerAccount,
@@ -139,40 +141,81 @@ fn object_at<'j>(value: &'j Json, at: &str) -> Result<&'j Json, SeedError> {
     }
 }
 
-fn object_at_opt<'j>(value: Option<&'j Json>, at: &str) -> Result<&'j Json, SeedError> {
-    match value {
-        Some(v) => object_at(v, at),
-        None => Err(SeedError::shape(at, "an object", "nothing")),
+/// Every value of `key` in `parent`, each an object; at least one.
+fn objects_at<'j>(parent: &'j Json, key: &'j str, at: &str) -> Result<Vec<&'j Json>, SeedError> {
+    let objects = parent
+        .fields(key)
+        .map(|v| object_at(v, at))
+        .collect::<Result<Vec<_>, _>>()?;
+    if objects.is_empty() {
+        return Err(SeedError::shape(at, "an object", "nothing"));
     }
+    Ok(objects)
 }
 
 /// The 24-hour summary, or `None` (with a warning) if a field is malformed.
-fn summary(root: &Json, usage: &Json, seed: &mut Seed) -> Option<DaySummary> {
+///
+/// A field given more than once (in one `usage` or in several) is read
+/// conservatively: the largest counts and percentage (more traffic is the
+/// safe report); names and the peak hour must agree, or the summary is left
+/// out.
+fn summary(root: &Json, usages: &[&Json], seed: &mut Seed) -> Option<DaySummary> {
+    let all = |key: &'static str| usages.iter().flat_map(move |u| u.fields(key));
+    let mut repeated = Vec::new();
+    let mut largest = |key: &'static str| {
+        let figure = json::tightest_count(all(key), Tightest::Largest).ok()?;
+        if figure.contradicted {
+            repeated.push(key);
+        }
+        Some(figure.value)
+    };
+    let total_requests = largest("total_requests");
+    let rate_limited_requests = largest("rate_limited_requests");
+    let percentages: Option<Vec<f64>> = all("rate_limit_percentage")
+        .map(|v| match v {
+            Json::Unsigned(n) if *n <= 100 => Some(*n as f64),
+            Json::Float(x) if (0.0..=100.0).contains(x) => Some(*x),
+            _ => None,
+        })
+        .collect();
+    let rate_limit_percentage = percentages.and_then(|p| p.into_iter().reduce(f64::max));
+    let system = match root.agreed_field("system") {
+        Ok(Some(Json::String(system))) => Some(system),
+        _ => None,
+    };
+    let period = match root.agreed_field("period") {
+        Ok(Some(Json::String(period))) => Some(period),
+        _ => None,
+    };
+    let peak_hour = match json::agreed(all("peak_hour")) {
+        Ok(Some(Json::String(hour))) => Some(Some(hour.clone())),
+        Ok(Some(Json::Null)) => Some(None),
+        _ => None,
+    };
+    for field in repeated {
+        seed.warn(None, None, WarningKind::Repeated { field });
+    }
     let mut bad = |field: &'static str| {
         seed.warn(None, None, WarningKind::BadSummary { field });
         None
     };
-    let Some(Json::String(system)) = root.field("system") else {
+    let Some(system) = system else {
         return bad("system");
     };
-    let Some(Json::String(period)) = root.field("period") else {
+    let Some(period) = period else {
         return bad("period");
     };
-    let Ok(total_requests) = json::count(usage.field("total_requests")) else {
+    let Some(total_requests) = total_requests else {
         return bad("total_requests");
     };
-    let Ok(rate_limited_requests) = json::count(usage.field("rate_limited_requests")) else {
+    let Some(rate_limited_requests) = rate_limited_requests else {
         return bad("rate_limited_requests");
     };
-    let rate_limit_percentage = match usage.field("rate_limit_percentage") {
-        Some(Json::Unsigned(n)) if *n <= 100 => *n as f64,
-        Some(Json::Float(x)) if (0.0..=100.0).contains(x) => *x,
-        _ => return bad("rate_limit_percentage"),
+    let Some(rate_limit_percentage) = rate_limit_percentage else {
+        return bad("rate_limit_percentage");
     };
-    let peak_hour = match usage.field("peak_hour") {
-        Some(Json::String(hour)) => Some(hour.clone()),
-        Some(Json::Null) => None,
-        _ => return bad("peak_hour"),
+    let Some(peak_hour) = peak_hour else {
+        return bad("peak_hour");
     };
     if period != "last_24h" {
         seed.warn(None, None, WarningKind::UnexpectedPeriod);

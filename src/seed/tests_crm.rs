@@ -258,3 +258,57 @@ fn a_route_given_twice_keeps_the_tighter_figures() {
         .iter()
         .all(|w| w.kind == WarningKind::Duplicate));
 }
+
+#[test]
+fn repeated_fields_are_read_conservatively() {
+    // The tighter figures come second, then first: the same reading either way.
+    for body in [
+        r#"{"[\"api/v1/contacts\", \"search\"]": {"minute": {"limit": 6000, "consumed": 0,
+            "left_over": 6000, "limit": 100, "consumed": 90, "left_over": 10}}}"#,
+        r#"{"[\"api/v1/contacts\", \"search\"]": {"minute": {"limit": 100, "consumed": 90,
+            "left_over": 10, "limit": 6000, "consumed": 0, "left_over": 6000}}}"#,
+    ] {
+        let seed = parse_crm_usage(body.as_bytes(), &names()).expect("valid");
+        let w = seed.entries[0].window("minute").expect("read");
+        assert_eq!((w.limit, w.used, w.remaining), (100, Some(90), Some(10)));
+        let repeated: Vec<&WarningKind> = seed
+            .warnings
+            .iter()
+            .map(|w| &w.kind)
+            .filter(|k| matches!(k, WarningKind::Repeated { .. }))
+            .collect();
+        assert_eq!(
+            repeated,
+            [
+                &WarningKind::Repeated { field: "limit" },
+                &WarningKind::Repeated { field: "consumed" },
+                &WarningKind::Repeated { field: "left_over" },
+            ]
+        );
+    }
+    // Each figure is read on its own: the smallest limit, the largest
+    // consumed, the smallest left over, even from different occurrences:
+    // remaining = min(50, 150 - 30).
+    let body = br#"{"[\"api/v1/contacts\", \"search\"]": {"minute": {"limit": 200, "consumed": 5,
+        "left_over": 50, "limit": 150, "consumed": 30, "left_over": 190}}}"#;
+    let seed = parse_crm_usage(body, &names()).expect("valid");
+    let w = seed.entries[0].window("minute").expect("read");
+    assert_eq!((w.limit, w.used, w.remaining), (150, Some(100), Some(50)));
+    // The same value twice is no contradiction.
+    let body = br#"{"[\"api/v1/contacts\", \"search\"]": {"minute": {"limit": 200, "consumed": 5,
+        "left_over": 195, "limit": 200}}}"#;
+    let seed = parse_crm_usage(body, &names()).expect("valid");
+    assert!(seed.warnings.is_empty(), "{:?}", seed.warnings);
+    // A repeated figure one of whose values is not a count leaves the window out.
+    let body = br#"{"[\"api/v1/contacts\", \"search\"]": {"minute": {"limit": 200, "consumed": 5,
+        "left_over": 195, "limit": "lots"}, "hour": {"limit": 600, "consumed": 0, "left_over": 600}}}"#;
+    let seed = parse_crm_usage(body, &names()).expect("the hour is usable");
+    assert!(seed.entries[0].window("minute").is_none());
+    assert!(seed.warnings.iter().any(|w| matches!(
+        w.kind,
+        WarningKind::BadValue {
+            field: "limit",
+            problem: BadCount::NotANumber("a string")
+        }
+    )));
+}

@@ -181,3 +181,56 @@ fn no_traffic_and_other_periods() {
     let seed = parse_partner_usage(only.as_bytes(), MINUTE).expect("summary only");
     assert!(seed.entries.is_empty() && seed.summary.is_some());
 }
+
+#[test]
+fn repeated_fields_are_read_conservatively() {
+    // A second `current_limits`, or a second `usage`, is read too: the
+    // smallest ceiling of each route wins.
+    let body = r#"{"system": "s", "period": "last_24h", "usage": {
+        "total_requests": 10, "rate_limited_requests": 1, "rate_limit_percentage": 10,
+        "peak_hour": null,
+        "current_limits": {"across_all_accounts": {"default": 750, "GET.people": 100}},
+        "current_limits": {"across_all_accounts": {"default": 50}},
+        "total_requests": 20, "rate_limited_requests": 4, "rate_limit_percentage": 20},
+      "usage": {"current_limits": {"per_account": {"default": 25}},
+        "total_requests": 12, "rate_limited_requests": 2, "rate_limit_percentage": 16.67}}"#;
+    let seed = parse_partner_usage(body.as_bytes(), MINUTE).expect("parses");
+    assert_eq!(limit_of(&seed, SeedScope::Global, "default"), Some(50));
+    assert_eq!(limit_of(&seed, SeedScope::Global, "GET.people"), Some(100));
+    assert_eq!(limit_of(&seed, SeedScope::PerAccount, "default"), Some(25));
+    // The summary keeps the largest counts: more traffic is the safe report.
+    let summary = seed.summary.as_ref().expect("a summary");
+    assert_eq!(
+        (
+            summary.total_requests,
+            summary.rate_limited_requests,
+            summary.rate_limit_percentage
+        ),
+        (20, 4, 20.0)
+    );
+    assert!(seed.warnings.iter().any(|w| w.kind
+        == WarningKind::Repeated {
+            field: "total_requests"
+        }));
+
+    // Names that contradict each other leave the summary out.
+    let body = EXAMPLE.replacen(
+        r#""system": "your-system","#,
+        r#""system": "your-system", "system": "another","#,
+        1,
+    );
+    let seed = parse_partner_usage(body.as_bytes(), MINUTE).expect("parses");
+    assert!(seed.summary.is_none());
+    assert!(seed
+        .warnings
+        .iter()
+        .any(|w| w.kind == WarningKind::BadSummary { field: "system" }));
+    // A second `usage` that is not an object is not the format.
+    let body = EXAMPLE.replacen(
+        r#""period": "last_24h","#,
+        r#""period": "last_24h", "usage": 3,"#,
+        1,
+    );
+    let err = parse_partner_usage(body.as_bytes(), MINUTE).unwrap_err();
+    assert!(matches!(err, SeedError::UnexpectedShape { .. }), "{err:?}");
+}

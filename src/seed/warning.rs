@@ -61,6 +61,13 @@ pub enum WarningKind {
     },
     /// A route and window given twice; the tighter figures were kept.
     Duplicate,
+    /// A field given more than once in one object, with different values;
+    /// the conservative one was kept: the smallest limit or remaining, the
+    /// largest count used (or, in the 24-hour summary, of requests).
+    Repeated {
+        /// Which field.
+        field: &'static str,
+    },
     /// A field of the 24-hour summary is missing or malformed; the summary
     /// was left out (limits are unaffected).
     BadSummary {
@@ -124,6 +131,10 @@ impl fmt::Display for WarningKind {
                 write!(f, "skipped: {found} where an object was expected")
             }
             WarningKind::Duplicate => f.write_str("given twice: keeping the tighter figures"),
+            WarningKind::Repeated { field } => write!(
+                f,
+                "`{field}` given more than once with different values: keeping the conservative one"
+            ),
             WarningKind::BadSummary { field } => {
                 write!(
                     f,
