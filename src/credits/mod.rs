@@ -63,6 +63,8 @@ pub use budget::{CreditBudget, Period};
 pub use error::{CreditError, CreditRefusal};
 pub use future::CreditFuture;
 pub use layer::{CreditLayer, Exhausted};
-pub use rule::{reported_count, Consumes, CreditRule, Exchange};
+pub use rule::{
+    reported_count, reported_count_up_to, Consumes, CreditRule, Exchange, DEFAULT_MAX_PER_RESPONSE,
+};
 pub use seed001::{seed001_endpoint, seed001_rule_for, Seed001Endpoint, SEED001_ENDPOINTS};
 pub use service::CreditService;

@@ -8,7 +8,12 @@
 //! cost anything, so that free endpoints pass a spent budget.
 //!
 //! Counts come from the server and are untrusted: a missing, malformed or
-//! absurd value counts as 0 and is logged, and nothing here panics.
+//! absurd value counts as 0 and is logged, and nothing here panics. Absurd
+//! means above what one response can plausibly report
+//! ([`CreditRule::max_per_response`], by default
+//! [`DEFAULT_MAX_PER_RESPONSE`]): one response claiming
+//! `x-records: 18446744073709551615` would otherwise spend the budget for
+//! the rest of its period.
 
 use std::fmt;
 use std::sync::Arc;
@@ -53,6 +58,11 @@ pub struct Exchange<'a> {
     pub headers: &'a HeaderMap,
 }
 
+/// The default [`CreditRule::max_per_response`]: a million records, far
+/// above what one page or batch call returns, far below a garbage value
+/// that would spend a budget for its whole period.
+pub const DEFAULT_MAX_PER_RESPONSE: u64 = 1_000_000;
+
 type CostFn = dyn Fn(&Exchange<'_>) -> u64 + Send + Sync;
 type GateFn = dyn Fn(&Method, &str) -> bool + Send + Sync;
 
@@ -77,6 +87,7 @@ type GateFn = dyn Fn(&Method, &str) -> bool + Send + Sync;
 pub struct CreditRule {
     kind: Kind,
     gate: Option<Arc<GateFn>>,
+    max_per_response: u64,
 }
 
 #[derive(Clone)]
@@ -149,8 +160,24 @@ impl CreditRule {
         self
     }
 
+    /// The most one response can plausibly report: a record count (for
+    /// [`per_record`](CreditRule::per_record),
+    /// [`per_page_with_results`](CreditRule::per_page_with_results) and
+    /// [`seed001`](CreditRule::seed001)) or a cost (for
+    /// [`from_fn`](CreditRule::from_fn)) above it is absurd, counts as 0 and
+    /// is logged with a warning. Default [`DEFAULT_MAX_PER_RESPONSE`]; set it
+    /// to the largest page or batch your calls ask for.
+    pub fn max_per_response(mut self, max: u64) -> CreditRule {
+        self.max_per_response = max;
+        self
+    }
+
     fn of(kind: Kind) -> CreditRule {
-        CreditRule { kind, gate: None }
+        CreditRule {
+            kind,
+            gate: None,
+            max_per_response: DEFAULT_MAX_PER_RESPONSE,
+        }
     }
 
     /// Whether a request may cost credits, before it is sent.
@@ -191,14 +218,24 @@ impl CreditRule {
             (Pending::Count(unit), Kind::Count { header, .. } | Kind::Seed001 { header })
                 if status.is_success() =>
             {
-                unit.credits(reported_count(headers, header))
+                unit.credits(reported_count_up_to(headers, header, self.max_per_response))
             }
-            (Pending::Fn { method, path }, Kind::Fn(cost)) => cost(&Exchange {
-                method,
-                path,
-                status,
-                headers,
-            }),
+            (Pending::Fn { method, path }, Kind::Fn(cost)) => {
+                let cost = cost(&Exchange {
+                    method,
+                    path,
+                    status,
+                    headers,
+                });
+                plausible(cost, self.max_per_response).unwrap_or_else(|| {
+                    tracing::warn!(
+                        cost,
+                        max = self.max_per_response,
+                        "absurd credit cost (above CreditRule::max_per_response); counting 0"
+                    );
+                    0
+                })
+            }
             // A non-2xx count, or (never: a pending charge always comes from
             // the same rule) a mismatched pair.
             _ => 0,
@@ -217,14 +254,22 @@ impl fmt::Debug for CreditRule {
         f.debug_struct("CreditRule")
             .field("kind", &kind)
             .field("restricted", &self.gate.is_some())
+            .field("max_per_response", &self.max_per_response)
             .finish()
     }
 }
 
 /// The record count the server reports in the header `name`: 0 when absent;
-/// 0 with a warning when a value is not a plain decimal `u64`. With several
-/// values, the largest valid one counts (the safe side).
+/// 0 with a warning when a value is not a plain decimal `u64`, or is above
+/// [`DEFAULT_MAX_PER_RESPONSE`] (absurd). With several values, the largest
+/// valid one counts (the safe side).
 pub fn reported_count(headers: &HeaderMap, name: &HeaderName) -> u64 {
+    reported_count_up_to(headers, name, DEFAULT_MAX_PER_RESPONSE)
+}
+
+/// [`reported_count`] with `max` as the largest plausible count: a value
+/// above it counts as 0, with a warning.
+pub fn reported_count_up_to(headers: &HeaderMap, name: &HeaderName, max: u64) -> u64 {
     let mut count = 0;
     for value in headers.get_all(name) {
         let parsed = value
@@ -233,8 +278,15 @@ pub fn reported_count(headers: &HeaderMap, name: &HeaderName) -> u64 {
             .map(str::trim)
             .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|v| v.parse::<u64>().ok());
-        match parsed {
-            Some(n) => count = count.max(n),
+        match parsed.map(|n| (n, plausible(n, max))) {
+            Some((_, Some(n))) => count = count.max(n),
+            // A number: nothing secret in it.
+            Some((n, None)) => tracing::warn!(
+                header = %name,
+                count = n,
+                max,
+                "absurd credit count header (above CreditRule::max_per_response); counting 0 for it"
+            ),
             // The value itself stays out of the log: it is untrusted input.
             None => tracing::warn!(
                 header = %name,
@@ -244,6 +296,11 @@ pub fn reported_count(headers: &HeaderMap, name: &HeaderName) -> u64 {
         }
     }
     count
+}
+
+/// `n`, unless it is above `max`.
+fn plausible(n: u64, max: u64) -> Option<u64> {
+    (n <= max).then_some(n)
 }
 
 #[cfg(test)]

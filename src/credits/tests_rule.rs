@@ -154,16 +154,58 @@ proptest! {
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<u64>().ok())
             .filter(|_| HeaderValue::from_bytes(&bytes).is_ok())
+            .filter(|n| *n <= DEFAULT_MAX_PER_RESPONSE)
             .unwrap_or(0);
         prop_assert_eq!(got, expected);
         let page = CreditRule::per_page_with_results(RECORDS);
         prop_assert!(credits(&page, Method::GET, "/", 200, &h) <= 1);
     }
 
+    /// Plain numbers read back, up to the plausible maximum; above it, 0.
     #[test]
-    fn numeric_strings_round_trip(n in any::<u64>(), pad in 0usize..3) {
+    fn numeric_strings_round_trip(n in any::<u64>(), pad in 0usize..3, max in any::<u64>()) {
         let text = format!("{}{n}{}", " ".repeat(pad), " ".repeat(pad));
         let h = headers(&[text.as_bytes()]);
-        prop_assert_eq!(reported_count(&h, &RECORDS), n);
+        let plausible = if n <= DEFAULT_MAX_PER_RESPONSE { n } else { 0 };
+        prop_assert_eq!(reported_count(&h, &RECORDS), plausible);
+        let plausible = if n <= max { n } else { 0 };
+        prop_assert_eq!(reported_count_up_to(&h, &RECORDS, max), plausible);
     }
+}
+
+#[test]
+fn absurd_counts_are_zero() {
+    let rule = CreditRule::per_record(RECORDS);
+    let post = || Method::POST;
+    // One response saying u64::MAX records would spend any budget for a period.
+    let max = headers(&[b"18446744073709551615"]);
+    assert_eq!(credits(&rule, post(), "/x", 200, &max), 0);
+    assert_eq!(reported_count(&max, &RECORDS), 0);
+    let just = headers(&[b"1000000"]);
+    assert_eq!(credits(&rule, post(), "/x", 200, &just), 1_000_000);
+    let over = headers(&[b"1000001"]);
+    assert_eq!(credits(&rule, post(), "/x", 200, &over), 0);
+    // An absurd value beside plausible ones: the largest plausible counts.
+    assert_eq!(
+        reported_count(&headers(&[b"3", b"99999999", b"2"]), &RECORDS),
+        3
+    );
+
+    // The maximum is the rule's to set, for every kind of rule.
+    let rule = CreditRule::per_record(RECORDS).max_per_response(100);
+    assert_eq!(credits(&rule, post(), "/x", 200, &headers(&[b"100"])), 100);
+    assert_eq!(credits(&rule, post(), "/x", 200, &headers(&[b"101"])), 0);
+    let page = CreditRule::per_page_with_results(RECORDS).max_per_response(100);
+    assert_eq!(credits(&page, post(), "/x", 200, &headers(&[b"101"])), 0);
+    let seed001 = CreditRule::seed001(RECORDS).max_per_response(10);
+    let enrich = "/api/v1/people/bulk_match";
+    assert_eq!(
+        credits(&seed001, post(), enrich, 200, &headers(&[b"11"])),
+        0
+    );
+    let closure = CreditRule::from_fn(|e: &Exchange<'_>| reported_count(e.headers, &RECORDS) * 2)
+        .max_per_response(10);
+    assert_eq!(credits(&closure, post(), "/x", 200, &headers(&[b"5"])), 10);
+    assert_eq!(credits(&closure, post(), "/x", 200, &headers(&[b"6"])), 0);
+    assert!(format!("{closure:?}").contains("max_per_response: 10"));
 }
