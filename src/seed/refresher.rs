@@ -91,6 +91,10 @@ pub enum RefreshError {
     Seed(SeedError),
     /// The endpoint's URL is not valid.
     InvalidUrl(String),
+    /// The endpoint's base URL carries credentials (`user:password@`). They
+    /// would show wherever the URL does (logs, `Debug`, errors), so it is
+    /// refused; they are not shown here either.
+    CredentialsInUrl,
     /// A credential is not a valid header value (the value is not shown).
     InvalidCredential {
         /// The header that would have carried it.
@@ -109,6 +113,7 @@ impl fmt::Display for RefreshError {
             RefreshError::Body(e) => write!(f, "the usage body could not be read: {e}"),
             RefreshError::Seed(e) => write!(f, "the usage body is not usable: {e}"),
             RefreshError::InvalidUrl(e) => write!(f, "the usage endpoint's URL is not valid: {e}"),
+            RefreshError::CredentialsInUrl => f.write_str("the usage endpoint's base URL carries credentials (`user:password@`), which would show in logs: remove them, and pass the keys to `UsageEndpoint::crm` or `UsageEndpoint::partner`"),
             RefreshError::InvalidCredential { header } => write!(f, "the value for `{header}` is not a valid header value"),
         }
     }
@@ -134,7 +139,9 @@ enum Format {
 
 /// A usage endpoint: where it is, how to call it, and how to read its body.
 ///
-/// `Debug` shows the URL and the format, never the credentials.
+/// `Debug` shows the URL and the format, never the credentials: they travel
+/// in headers marked sensitive, and a URL carrying any (`user:password@`) is
+/// refused when the endpoint is built.
 #[derive(Clone)]
 pub struct UsageEndpoint {
     method: Method,
@@ -166,7 +173,9 @@ impl UsageEndpoint {
     ///
     /// # Errors
     ///
-    /// An invalid URL, or a key that is not a valid header value.
+    /// An invalid URL, a URL with credentials in it
+    /// ([`RefreshError::CredentialsInUrl`]: pass keys as arguments), or a key
+    /// that is not a valid header value.
     pub fn crm(base_url: &str, master_key: &str) -> Result<UsageEndpoint, RefreshError> {
         Ok(UsageEndpoint {
             method: Method::POST,
@@ -187,7 +196,9 @@ impl UsageEndpoint {
     ///
     /// # Errors
     ///
-    /// An invalid URL, or a credential that is not a valid header value.
+    /// An invalid URL, a URL with credentials in it
+    /// ([`RefreshError::CredentialsInUrl`]), or a credential that is not a
+    /// valid header value.
     pub fn partner(
         base_url: &str,
         system: &str,
@@ -269,10 +280,35 @@ impl UsageEndpoint {
     }
 }
 
+/// `base` with `path` appended. Credentials in `base` are refused before
+/// anything else is looked at: errors never quote the URL, and an endpoint
+/// never holds a secret where `Debug`, `uri()` or a log would show it.
 fn url(base: &str, path: &str) -> Result<Uri, RefreshError> {
-    format!("{}{path}", base.trim_end_matches('/'))
+    if has_userinfo(base) {
+        return Err(RefreshError::CredentialsInUrl);
+    }
+    let uri = format!("{}{path}", base.trim_end_matches('/'))
         .parse::<Uri>()
-        .map_err(|e| RefreshError::InvalidUrl(e.to_string()))
+        .map_err(|e| RefreshError::InvalidUrl(e.to_string()))?;
+    // The parser agrees, or the URL is refused all the same.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(RefreshError::CredentialsInUrl);
+    }
+    Ok(uri)
+}
+
+/// Whether `url`'s authority (after `scheme://` or `//`, up to the next `/`,
+/// `?` or `#`) has a `user[:password]@` part.
+fn has_userinfo(url: &str) -> bool {
+    let after_scheme = match url.split_once("://") {
+        Some((_, rest)) => rest,
+        None => url.strip_prefix("//").unwrap_or(url),
+    };
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or(after_scheme);
+    authority.contains('@')
 }
 
 fn secret(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), RefreshError> {
@@ -705,6 +741,30 @@ mod tests {
             UsageEndpoint::crm("not a url", "k"),
             Err(RefreshError::InvalidUrl(_))
         ));
+    }
+
+    #[test]
+    fn only_an_authority_with_userinfo_is_refused() {
+        for base in [
+            "https://u:p@h",
+            "http://u@h:8080/x",
+            "//u:p@h",
+            "https://u:p@ss@h/",
+        ] {
+            assert!(has_userinfo(base), "{base}");
+            let refused = UsageEndpoint::crm(base, "k").map(|_| ());
+            assert_eq!(refused, Err(RefreshError::CredentialsInUrl), "{base}");
+        }
+        for base in [
+            "https://h/team/@me",
+            "http://h:8080",
+            "https://h/?a=b@c",
+            "h",
+        ] {
+            assert!(!has_userinfo(base), "{base}");
+        }
+        let at_in_path = UsageEndpoint::crm("https://h/team/@me", "k");
+        assert!(at_in_path.is_ok(), "{at_in_path:?}");
     }
 
     #[test]
