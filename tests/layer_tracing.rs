@@ -4,8 +4,6 @@
 //! first without a subscriber would hide it from this one.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
 
 use http::{Request, Response};
 use tower::{ServiceBuilder, ServiceExt};
@@ -16,37 +14,8 @@ use tower_quota::QuotaLayer;
 mod common;
 use common::{limiter, request, SECRET};
 
-/// Records every event as `level target field=value ...`.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-struct Line<'a>(&'a mut String);
-
-impl tracing::field::Visit for Line<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = format!("{} {}", event.metadata().level(), event.metadata().target());
-        event.record(&mut Line(&mut line));
-        if let Ok(mut v) = self.0.lock() {
-            v.push(line);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
+mod capture;
+use capture::Capture;
 
 /// Waits, refusals, corrections and 429s are traced with bucket labels, never
 /// with the API key.
@@ -81,7 +50,7 @@ fn events_name_buckets_and_never_the_api_key() {
             }
         })
     });
-    let lines = capture.0.lock().map(|v| v.clone()).unwrap_or_default();
+    let lines = capture.lines();
     assert!(
         lines
             .iter()

@@ -4,45 +4,13 @@
 //! Alone in its binary so no other test's dispatcher affects callsite interest.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
 
 use http::{Request, Response, StatusCode};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_quota::retry::RetryPolicy;
-use tracing::field::{Field, Visit};
-use tracing::{span, Event, Metadata, Subscriber};
 
-/// Records every event as `target level field=value ...`.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-struct Line<'a>(&'a mut String);
-
-impl Visit for Line<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-        span::Id::from_u64(1)
-    }
-    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let meta = event.metadata();
-        let mut line = format!("{} {}", meta.target(), meta.level());
-        event.record(&mut Line(&mut line));
-        self.0.lock().unwrap().push(line);
-    }
-    fn enter(&self, _: &span::Id) {}
-    fn exit(&self, _: &span::Id) {}
-}
+mod capture;
+use capture::Capture;
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn one_event_per_retry_without_secrets() {
@@ -68,7 +36,7 @@ async fn one_event_per_retry_without_secrets() {
     let r = svc.ready().await.unwrap().call(req).await.unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 
-    let lines = capture.0.lock().unwrap().clone();
+    let lines = capture.lines();
     let retries: Vec<&String> = lines
         .iter()
         .filter(|l| l.starts_with("tower_quota::retry "))
