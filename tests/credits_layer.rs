@@ -280,3 +280,187 @@ async fn composes_with_the_quota_layer() {
         .is_some());
     assert_eq!(s.calls.load(Ordering::SeqCst), 15);
 }
+
+/// Requests waiting for the next period do not all leave at its first
+/// instant: each goes only while the credits left cover what those already
+/// gone may cost (the largest charge seen, each), so that a budget of 10 and
+/// 20 waiters costing 5 spend 10 in the new period, not 100.
+#[tokio::test(start_paused = true)]
+async fn waiters_at_the_period_edge_leave_only_while_credits_cover_them() {
+    let clock = TokioClock::new();
+    let budget = hourly_budget(10);
+    budget.charge(10, clock.now());
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // Long enough to be let through after a waiter is charged, too short to
+    // wait for the period after.
+    let max = PERIOD + Duration::from_secs(60);
+    let svc = edge_service(&budget, &clock, max, &calls, false);
+    let waiters = spawn_enrichments(&svc, 20);
+    let edge = PERIOD - clock.now().as_duration();
+    tokio::time::sleep(edge + Duration::from_secs(10)).await;
+    assert_eq!(
+        (
+            calls.lock().map(|c| c.len()).unwrap_or(0),
+            budget.spent(clock.now())
+        ),
+        (2, 10),
+        "sent, and spent of 10 in the new period"
+    );
+    // The others would have to wait for the period after, longer than they may.
+    let mut outcomes = Vec::new();
+    for waiter in waiters {
+        outcomes.push(match waiter.await {
+            Ok(Ok(())) => "sent",
+            Ok(Err(e)) if e.starts_with("not sent") => "refused",
+            _ => "failed",
+        });
+    }
+    let sent = outcomes.iter().filter(|o| **o == "sent").count();
+    let refused = outcomes.iter().filter(|o| **o == "refused").count();
+    assert_eq!((sent, refused), (2, 18), "{outcomes:?}");
+}
+
+/// A budget of `limit` credits an hour, from the clock's origin.
+fn hourly_budget(limit: u64) -> Arc<CreditBudget> {
+    Arc::new(CreditBudget::new(
+        "crm credits",
+        limit,
+        Period::new(PERIOD, Nanos::ZERO),
+    ))
+}
+
+/// The layer over `budget`, waiting up to `max`, over an inner service that
+/// answers 5 records 100 ms after each request, except the first if
+/// `hang_first`: that one never answers. Records which task called, in order
+/// (requests name their task in `x-task`).
+fn edge_service(
+    budget: &Arc<CreditBudget>,
+    clock: &TokioClock,
+    max: Duration,
+    calls: &Arc<std::sync::Mutex<Vec<usize>>>,
+    hang_first: bool,
+) -> impl Service<Request, Response = Response, Error = CreditError<Infallible>, Future: Send>
+       + Clone
+       + Send
+       + 'static {
+    let calls = calls.clone();
+    let inner = tower::service_fn(move |req: Request| {
+        let task = req
+            .headers()
+            .get("x-task")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(usize::MAX);
+        let first = calls
+            .lock()
+            .map(|mut calls| {
+                calls.push(task);
+                calls.len() == 1
+            })
+            .unwrap_or(false);
+        async move {
+            if hang_first && first {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut response = Response::new(());
+            response
+                .headers_mut()
+                .insert(RECORDS, http::HeaderValue::from_static("5"));
+            Ok::<_, Infallible>(response)
+        }
+    });
+    ServiceBuilder::new()
+        .layer(
+            CreditLayer::new(budget.clone(), CreditRule::seed001(RECORDS))
+                .with_clock(clock.clone())
+                .on_exhausted(Exhausted::Wait { max }),
+        )
+        .service(inner)
+}
+
+/// Spawns `n` enrichments through `svc`, each naming its task; each ends
+/// with the error's message if it fails.
+fn spawn_enrichments<S>(svc: &S, n: usize) -> Vec<tokio::task::JoinHandle<Result<(), String>>>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Display + Send,
+{
+    (0..n)
+        .map(|task| {
+            let mut svc = svc.clone();
+            tokio::spawn(async move {
+                let mut req = enrich();
+                req.headers_mut().insert("x-task", task.into());
+                let ready = svc.ready().await.map_err(|e| e.to_string())?;
+                ready.call(req).await.map_err(|e| e.to_string())?;
+                Ok(())
+            })
+        })
+        .collect()
+}
+
+/// With credits enough for all of them, waiters leave together at the edge.
+#[tokio::test(start_paused = true)]
+async fn waiters_at_the_period_edge_leave_together_when_credits_cover_them() {
+    let clock = TokioClock::new();
+    let budget = hourly_budget(100);
+    for _ in 0..20 {
+        budget.charge(5, clock.now());
+    }
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let svc = edge_service(&budget, &clock, PERIOD * 2, &calls, false);
+    let waiters = spawn_enrichments(&svc, 10);
+    let edge = PERIOD - clock.now().as_duration();
+    tokio::time::sleep(edge + Duration::from_millis(50)).await;
+    let sent = calls.lock().map(|c| c.len()).unwrap_or(0);
+    assert_eq!(sent, 10, "all at once: 10 of 5 at most is 50 of 100");
+    for waiter in waiters {
+        assert!(matches!(waiter.await, Ok(Ok(()))));
+    }
+    assert_eq!(budget.spent(clock.now()), 50);
+}
+
+/// A waiter let through and then cancelled lets the next one through.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_waiter_at_the_edge_lets_the_next_one_through() {
+    let clock = TokioClock::new();
+    let budget = hourly_budget(10);
+    budget.charge(10, clock.now()); // one request may cost the whole budget
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let svc = edge_service(&budget, &clock, PERIOD * 2, &calls, true);
+    let waiters = spawn_enrichments(&svc, 3);
+    let edge = PERIOD - clock.now().as_duration();
+    tokio::time::sleep(edge + Duration::from_secs(5)).await;
+    assert_eq!(
+        calls.lock().map(|c| c.len()).unwrap_or(0),
+        1,
+        "one at a time"
+    );
+    let hung = calls
+        .lock()
+        .ok()
+        .and_then(|c| c.first().copied())
+        .unwrap_or(usize::MAX);
+    let mut others = Vec::new();
+    for (task, waiter) in waiters.into_iter().enumerate() {
+        if task == hung {
+            waiter.abort();
+        } else {
+            others.push(waiter);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        calls.lock().map(|c| c.len()).unwrap_or(0),
+        2,
+        "the next one went"
+    );
+    // It cost 5 of the 10 (the largest charge seen): the last may go now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(calls.lock().map(|c| c.len()).unwrap_or(0), 3);
+    for waiter in others {
+        assert!(matches!(waiter.await, Ok(Ok(()))));
+    }
+    assert_eq!(budget.spent(clock.now()), 10);
+}

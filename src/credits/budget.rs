@@ -7,12 +7,13 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portable_atomic::AtomicU128;
 
+use super::edge::EdgeGate;
 use super::error::CreditRefusal;
 use crate::clock::{Clock, ClockOffset, Nanos};
 
@@ -89,7 +90,10 @@ impl Period {
 /// never less. Requests in flight together all start on the same remaining
 /// credits, so the overdraw can reach one response's cost per request in
 /// flight: cap concurrency (e.g. `tower::limit::ConcurrencyLimitLayer`) when
-/// that matters.
+/// that matters. Requests that waited for a new period
+/// ([`Exhausted::Wait`](super::Exhausted::Wait)) do not add to it all at
+/// once: they leave only while the credits left cover the largest charge
+/// seen for each of them in flight.
 ///
 /// ```
 /// use std::time::Duration;
@@ -112,6 +116,11 @@ pub struct CreditBudget {
     period: Period,
     /// `(period index << 64) | spent`.
     state: AtomicU128,
+    /// The largest single charge so far: what a request that waited is
+    /// assumed to cost while it is in flight (`edge.rs`).
+    largest_charge: AtomicU64,
+    /// The gate requests that waited for a new period pass.
+    edge: EdgeGate,
 }
 
 impl CreditBudget {
@@ -123,6 +132,8 @@ impl CreditBudget {
             limit,
             period,
             state: AtomicU128::new(0),
+            largest_charge: AtomicU64::new(0),
+            edge: EdgeGate::default(),
         }
     }
 
@@ -166,6 +177,10 @@ impl CreditBudget {
     /// budget over to a later period counts in that later period: counting it
     /// is the safe side. Returns the period's spend after the charge.
     pub fn charge(&self, credits: u64, now: Nanos) -> u64 {
+        // A load first: the largest rarely changes, and a load is cheaper.
+        if credits > self.largest_charge.load(Ordering::Relaxed) {
+            self.largest_charge.fetch_max(credits, Ordering::AcqRel);
+        }
         let current = self.period.index(now);
         let mut old = self.state.load(Ordering::Acquire);
         loop {
@@ -187,6 +202,16 @@ impl CreditBudget {
         }
     }
 
+    /// The largest single charge so far.
+    pub(super) fn largest_charge(&self) -> u64 {
+        self.largest_charge.load(Ordering::Acquire)
+    }
+
+    /// The gate requests that waited for a new period pass.
+    pub(super) fn edge(&self) -> &EdgeGate {
+        &self.edge
+    }
+
     /// Whether a request that may spend credits can start at `now`: yes while
     /// at least one credit remains, else a refusal with the time until the
     /// next period.
@@ -194,10 +219,16 @@ impl CreditBudget {
         if self.remaining(now) > 0 {
             Ok(())
         } else {
-            Err(CreditRefusal {
-                budget: self.name.clone(),
-                next_period_in: self.period.next_start(now).saturating_since(now),
-            })
+            Err(self.refusal(now))
+        }
+    }
+
+    /// The refusal of a request at `now`: this budget, and the time until
+    /// its next period.
+    pub(super) fn refusal(&self, now: Nanos) -> CreditRefusal {
+        CreditRefusal {
+            budget: self.name.clone(),
+            next_period_in: self.period.next_start(now).saturating_since(now),
         }
     }
 }
@@ -211,6 +242,7 @@ impl fmt::Debug for CreditBudget {
             .field("period", &self.period)
             .field("period_index", &index)
             .field("spent", &spent)
+            .field("waiters_in_flight", &self.edge.in_flight())
             .finish()
     }
 }

@@ -9,6 +9,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower_service::Service;
 
+use super::edge::{poll_pass, EdgeTicket};
 use super::error::{CreditError, CreditRefusal};
 use super::layer::Meter;
 use super::rule::Pending;
@@ -25,6 +26,9 @@ pin_project! {
         state: State<S, Req>,
         meter: Arc<Meter<C>>,
         pending: Pending,
+        // Held by a request that waited for credits, from the gate to its
+        // charge (`edge.rs`).
+        ticket: Option<EdgeTicket>,
     }
 }
 
@@ -33,10 +37,13 @@ pin_project! {
     enum State<S: Service<Req>, Req> {
         Refused { refusal: Option<CreditRefusal> },
         Waiting {
+            // Until the next period; at the gate, until `give_up`.
             #[pin]
             sleep: Sleep,
             // The latest instant the request may still leave at.
             give_up: Nanos,
+            // Whether it is kept back at the gate (`edge.rs`).
+            at_gate: bool,
             request: Option<Req>,
             service: Option<S>,
         },
@@ -53,6 +60,7 @@ impl<S: Service<Req>, Req, C: Clock> CreditFuture<S, Req, C> {
             },
             meter,
             pending,
+            ticket: None,
         }
     }
 
@@ -61,6 +69,7 @@ impl<S: Service<Req>, Req, C: Clock> CreditFuture<S, Req, C> {
             state: State::Sent { future },
             meter,
             pending,
+            ticket: None,
         }
     }
 
@@ -76,11 +85,13 @@ impl<S: Service<Req>, Req, C: Clock> CreditFuture<S, Req, C> {
             state: State::Waiting {
                 sleep,
                 give_up,
+                at_gate: false,
                 request: Some(request),
                 service: Some(service),
             },
             meter,
             pending,
+            ticket: None,
         }
     }
 }
@@ -114,26 +125,48 @@ where
                 StateProj::Waiting {
                     mut sleep,
                     give_up,
+                    at_gate,
                     request,
                     service,
                 } => {
-                    ready!(sleep.as_mut().poll(cx));
+                    if !*at_gate {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
                     let now = this.meter.clock.now();
-                    // Other requests may have spent the new period already.
-                    if let Err(refusal) = this.meter.budget.check(now) {
-                        let until = now + refusal.next_period_in;
-                        if until > *give_up {
-                            tracing::debug!(%refusal, "refused after waiting");
+                    match poll_pass(&this.meter.budget, now, cx) {
+                        Poll::Ready(Ok(ticket)) => {
+                            *this.ticket = Some(ticket);
+                            let (request, service) = (request.take(), service.take());
+                            this.state.set(State::Ready { request, service });
+                        }
+                        // Other requests may have spent the new period already.
+                        Poll::Ready(Err(refusal)) => {
+                            *at_gate = false;
+                            let until = now + refusal.next_period_in;
+                            if until > *give_up {
+                                tracing::debug!(%refusal, "refused after waiting");
+                                this.state.set(State::Refused {
+                                    refusal: Some(refusal),
+                                });
+                            } else {
+                                sleep.as_mut().reset(deadline(&this.meter.clock, until));
+                            }
+                        }
+                        // Kept back until a waiter gone before is charged, or
+                        // until it may wait no longer.
+                        Poll::Pending => {
+                            if !*at_gate {
+                                *at_gate = true;
+                                sleep.as_mut().reset(deadline(&this.meter.clock, *give_up));
+                            }
+                            ready!(sleep.as_mut().poll(cx));
+                            let refusal = this.meter.budget.refusal(now);
+                            tracing::debug!(%refusal, "refused after waiting at the period's edge");
                             this.state.set(State::Refused {
                                 refusal: Some(refusal),
                             });
-                        } else {
-                            sleep.as_mut().reset(deadline(&this.meter.clock, until));
                         }
-                        continue;
                     }
-                    let (request, service) = (request.take(), service.take());
-                    this.state.set(State::Ready { request, service });
                 }
                 StateProj::Ready { request, service } => {
                     let Some(svc) = service.as_mut() else {
@@ -153,25 +186,33 @@ where
                     this.state.set(State::Sent { future });
                 }
                 StateProj::Sent { future } => {
-                    let response = ready!(future.poll(cx)).map_err(CreditError::Service)?;
-                    let credits =
-                        this.meter
-                            .rule
-                            .charge(this.pending, response.status(), response.headers());
-                    if credits > 0 {
-                        let now = this.meter.clock.now();
-                        let spent = this.meter.budget.charge(credits, now);
-                        tracing::debug!(
-                            budget = %this.meter.budget.name(),
-                            credits,
-                            spent,
-                            "credits charged"
-                        );
+                    let result = ready!(future.poll(cx));
+                    if let Ok(response) = &result {
+                        charge(this.meter, this.pending, response);
                     }
-                    return Poll::Ready(Ok(response));
+                    // Charged, or failed (which costs nothing): what it may
+                    // cost is no longer in flight.
+                    drop(this.ticket.take());
+                    return Poll::Ready(result.map_err(CreditError::Service));
                 }
             }
         }
+    }
+}
+
+/// Charges the budget what `response` costs.
+fn charge<C: Clock>(meter: &Meter<C>, pending: &Pending, response: &impl HttpResponse) {
+    let credits = meter
+        .rule
+        .charge(pending, response.status(), response.headers());
+    if credits > 0 {
+        let spent = meter.budget.charge(credits, meter.clock.now());
+        tracing::debug!(
+            budget = %meter.budget.name(),
+            credits,
+            spent,
+            "credits charged"
+        );
     }
 }
 

@@ -15,6 +15,17 @@ use crate::clock::TokioClock;
 pub enum Exhausted {
     /// Wait for the next period, if it starts within `max`; else fail at once
     /// with [`CreditError::Refused`](super::CreditError::Refused).
+    ///
+    /// Waiters do not all leave at the period's first instant: each leaves
+    /// while the credits left cover, for every waiter already gone and not
+    /// yet charged, the largest charge the budget has seen (the first always
+    /// may). With 10 credits a period and 20 waiters whose responses cost 5,
+    /// 2 leave and the period spends 10; without the gate all 20 would leave
+    /// and spend 100. The others wait for a charge, then look again; those
+    /// that would have to wait past `max` fail. A response costing more than
+    /// the largest seen so far can still overdraw, and requests called while
+    /// credits remain (not waiters) go at once, as before: they may pass
+    /// waiters, and each may overdraw by its own cost.
     Wait {
         /// The longest a request may wait.
         max: Duration,

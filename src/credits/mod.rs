@@ -14,7 +14,9 @@
 //!
 //! A request that starts with 1 credit left may cost 7: the budget then ends
 //! the period overdrawn, like the server's own account would, and refuses the
-//! requests after it. Requests the rule says are free (create, update, list:
+//! requests after it. Requests that waited for a new period leave it only
+//! while its credits cover them, not all at its first instant
+//! ([`Exhausted::Wait`]). Requests the rule says are free (create, update, list:
 //! [`seed001_rule_for`] answers [`Consumes::Never`]) pass a spent budget.
 //!
 //! [`CreditLayer`] composes with [`QuotaLayer`](crate::QuotaLayer) in one
@@ -52,6 +54,7 @@
 //! ```
 
 mod budget;
+mod edge;
 mod error;
 mod future;
 mod layer;
