@@ -71,10 +71,12 @@
 
 mod apply;
 mod crm;
+mod endpoint;
 mod error;
 mod json;
 mod model;
 mod partner;
+mod refresh_error;
 mod refresher;
 mod warning;
 mod window_names;
@@ -86,13 +88,15 @@ mod tests_partner;
 
 pub use apply::{apply_to_bucket, Applied, LimitChange, RoundTrip, SkipReason, SkippedWindow};
 pub use crm::parse_crm_usage;
+pub use endpoint::{UsageEndpoint, UsageResponse};
 pub use error::SeedError;
 pub use json::BadCount;
 pub use model::{DaySummary, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, SeedWindow};
 pub use partner::{parse_partner_usage, PARTNER_DEFAULT_WINDOW};
+pub use refresh_error::{BoxError, RefreshError};
 pub use refresher::{
-    BoxError, RefreshError, RefreshHandle, RefreshOutcome, Refresher, RefresherStatus,
-    UsageEndpoint, UsageResponse, DEFAULT_MIN_INTERVAL, DEFAULT_TIMEOUT,
+    RefreshHandle, RefreshOutcome, Refresher, RefresherStatus, DEFAULT_MIN_INTERVAL,
+    DEFAULT_TIMEOUT,
 };
 pub use warning::{SeedWarning, WarningKind};
 pub use window_names::WindowNames;
