@@ -326,6 +326,8 @@ enum Answer {
     Truncated,
     Hang,
     Fail,
+    /// 429 with `Retry-After` in seconds.
+    RateLimited(u64),
 }
 
 /// A counting stand-in for the partner's usage endpoint.
@@ -380,8 +382,12 @@ impl StandIn {
                         (200, String::new())
                     }
                     Answer::Fail => return Err(std::io::Error::other("connection reset")),
+                    Answer::RateLimited(_) => (429, "slow down".to_owned()),
                 };
                 let mut resp = http::Response::new(Full::new(Bytes::from(body)));
+                if let Answer::RateLimited(secs) = answer {
+                    resp.headers_mut().insert("retry-after", secs.into());
+                }
                 *resp.status_mut() = http::StatusCode::from_u16(status)
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
                 Ok(resp)
@@ -498,7 +504,7 @@ async fn failures_change_no_limit_and_are_reported() {
             }
             Answer::Hang => error == Some(RefreshError::Timeout(Duration::from_secs(5))),
             Answer::Fail => matches!(error, Some(RefreshError::Transport(_))),
-            Answer::Ok => false,
+            Answer::Ok | Answer::RateLimited(_) => false,
         };
         assert!(expected, "{what}: {error:?}");
         assert_eq!(
@@ -658,4 +664,104 @@ async fn a_seed_counts_the_clients_own_requests_sent_during_the_poll() {
         used, 8,
         "the server's 5, which may not include the 3 sent during the poll, and those 3"
     );
+}
+
+/// However short the minimum interval, the spawned task polls at most once a
+/// second (`refresh_once` itself keeps to the interval as given).
+#[tokio::test(start_paused = true)]
+async fn the_task_polls_at_most_once_a_second() {
+    let stand_in = StandIn::new();
+    let handle = Refresher::new(partner_limiter(), stand_in.service(), partner_endpoint())
+        .min_interval(Duration::ZERO)
+        .spawn();
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    assert_eq!(stand_in.calls(), 11, "at 0, 1, ..., 10 s");
+    drop(handle);
+}
+
+/// After failures the task waits twice as long each time (up to 16 times the
+/// interval), and a success brings it back to the interval.
+#[tokio::test(start_paused = true)]
+async fn the_task_backs_off_after_failures() {
+    let stand_in = StandIn::new();
+    stand_in.answer(Answer::Status(503));
+    let start = tokio::time::Instant::now();
+    let handle = Refresher::new(partner_limiter(), stand_in.service(), partner_endpoint()).spawn();
+    let calls_at = |secs: u64| {
+        let stand_in = stand_in.clone();
+        async move {
+            tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
+            stand_in.calls()
+        }
+    };
+    // Polls at 0, 60, 180, 420 and 900 s: waits of 1, 2, 4 and 8 minutes,
+    // then 16 minutes at the most: 1,860 and 2,820 s.
+    let mut calls = Vec::new();
+    for secs in [1, 61, 181, 421, 901, 1_861, 2_821] {
+        calls.push(calls_at(secs).await);
+    }
+    assert_eq!(calls, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(handle.status().failures, 7);
+    // Once it answers, the next poll is one interval after the success.
+    stand_in.answer(Answer::Ok);
+    assert_eq!(calls_at(3_781).await, 8, "at 2,820 + 960 s: recovered");
+    assert_eq!(calls_at(3_841).await, 9, "one interval after a success");
+    drop(handle);
+}
+
+/// A 429 from the usage endpoint is kept to: no poll before its
+/// `Retry-After`, whether asked for or scheduled.
+#[tokio::test(start_paused = true)]
+async fn a_429_is_kept_to_until_its_retry_after() {
+    let stand_in = StandIn::new();
+    stand_in.answer(Answer::RateLimited(600));
+    let refresher = Refresher::new(partner_limiter(), stand_in.service(), partner_endpoint())
+        .min_interval(Duration::from_secs(5));
+    let error = refresher.refresh_once().await.err();
+    assert_eq!(
+        error,
+        Some(RefreshError::RateLimited {
+            retry_after: Some(Duration::from_secs(600))
+        })
+    );
+    assert!(error.is_some_and(|e| e.to_string().contains("429")));
+    tokio::time::advance(Duration::from_secs(60)).await;
+    match refresher.refresh_once().await {
+        Ok(RefreshOutcome::TooSoon { wait }) => assert_eq!(wait, Duration::from_secs(540)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stand_in.calls(), 1);
+    stand_in.answer(Answer::Ok);
+    tokio::time::advance(Duration::from_secs(540)).await;
+    assert!(matches!(
+        refresher.refresh_once().await,
+        Ok(RefreshOutcome::Applied(_))
+    ));
+
+    // The task, too, waits for it.
+    stand_in.answer(Answer::RateLimited(600));
+    let handle = Refresher::new(partner_limiter(), stand_in.service(), partner_endpoint()).spawn();
+    tokio::time::sleep(Duration::from_secs(599)).await;
+    assert_eq!(stand_in.calls(), 3, "not before 600 s");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stand_in.calls(), 4);
+    drop(handle);
+}
+
+/// A usage body larger than the refresher accepts is refused before it is
+/// parsed, and changes nothing.
+#[tokio::test(start_paused = true)]
+async fn a_usage_body_over_the_size_limit_is_refused() {
+    let stand_in = StandIn::new();
+    let limiter = partner_limiter();
+    let refresher =
+        Refresher::new(limiter.clone(), stand_in.service(), partner_endpoint()).max_body_size(100);
+    let error = refresher.refresh_once().await.err();
+    assert_eq!(error, Some(RefreshError::BodyTooLarge { limit: 100 }));
+    assert!(error.is_some_and(|e| e.to_string().contains("max_body_size")));
+    assert_eq!(people_limit(&limiter), Some(120), "limits unchanged");
+    // The default takes the body.
+    let refresher = Refresher::new(limiter.clone(), stand_in.service(), partner_endpoint());
+    assert!(refresher.refresh_once().await.is_ok());
+    assert_eq!(people_limit(&limiter), Some(100));
 }

@@ -11,7 +11,8 @@ use super::refresh_error::{BoxError, RefreshError};
 use super::PARTNER_DEFAULT_WINDOW;
 use super::{parse_crm_usage, parse_partner_usage, Seed, SeedError, SeedSource, WindowNames};
 
-/// A response the refresher can read: its status and its whole body.
+/// A response the refresher can read: its status, its `Retry-After`, and its
+/// whole body.
 ///
 /// Implemented for `http::Response<B>` with any `http_body::Body` (hyper's
 /// `Incoming`, `http_body_util::Full`, ...) when the `testkit` feature brings
@@ -19,8 +20,39 @@ use super::{parse_crm_usage, parse_partner_usage, Seed, SeedError, SeedSource, W
 pub trait UsageResponse: Send {
     /// The status code.
     fn status(&self) -> StatusCode;
+
+    /// How long the server asks not to be polled again (its `Retry-After`),
+    /// if it says. The default reads nothing: implement it so that a 429
+    /// from the usage endpoint is kept to.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+
     /// The whole body.
     fn into_body(self) -> impl Future<Output = Result<Vec<u8>, BoxError>> + Send;
+
+    /// The whole body if it is at most `limit` bytes, else
+    /// [`RefreshError::BodyTooLarge`]. The default reads all of it with
+    /// [`into_body`](UsageResponse::into_body) first: implement it to stop
+    /// reading at the limit.
+    fn into_body_up_to(
+        self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, RefreshError>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            let body = self
+                .into_body()
+                .await
+                .map_err(|e| RefreshError::Body(e.to_string()))?;
+            if body.len() > limit {
+                return Err(RefreshError::BodyTooLarge { limit });
+            }
+            Ok(body)
+        }
+    }
 }
 
 #[cfg(feature = "testkit")]
@@ -34,6 +66,14 @@ where
         http::Response::status(self)
     }
 
+    fn retry_after(&self) -> Option<Duration> {
+        let received_at = std::time::SystemTime::now();
+        let seen = crate::headers::HeaderRules::standard()
+            .only_declared()
+            .parse(self.headers(), received_at);
+        Some(seen.retry_after?.wait(seen.server_now(received_at)))
+    }
+
     fn into_body(self) -> impl Future<Output = Result<Vec<u8>, BoxError>> + Send {
         use http_body_util::BodyExt;
         async move {
@@ -42,6 +82,23 @@ where
                 .await
                 .map_err(Into::into)?;
             Ok(collected.to_bytes().to_vec())
+        }
+    }
+
+    fn into_body_up_to(
+        self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, RefreshError>> + Send {
+        use http_body_util::{BodyExt, LengthLimitError, Limited};
+        async move {
+            match Limited::new(http::Response::into_body(self), limit)
+                .collect()
+                .await
+            {
+                Ok(collected) => Ok(collected.to_bytes().to_vec()),
+                Err(e) if e.is::<LengthLimitError>() => Err(RefreshError::BodyTooLarge { limit }),
+                Err(e) => Err(RefreshError::Body(e.to_string())),
+            }
         }
     }
 }
@@ -236,6 +293,31 @@ fn secret(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A response of another client: only the required methods.
+    struct Canned(&'static [u8]);
+
+    impl UsageResponse for Canned {
+        fn status(&self) -> StatusCode {
+            StatusCode::OK
+        }
+        fn into_body(self) -> impl Future<Output = Result<Vec<u8>, BoxError>> + Send {
+            std::future::ready(Ok(self.0.to_vec()))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_body_reader_keeps_to_the_limit() {
+        assert_eq!(Canned(b"12345").retry_after(), None);
+        assert_eq!(
+            Canned(b"12345").into_body_up_to(5).await,
+            Ok(b"12345".to_vec())
+        );
+        assert_eq!(
+            Canned(b"123456").into_body_up_to(5).await,
+            Err(RefreshError::BodyTooLarge { limit: 5 })
+        );
+    }
 
     #[test]
     fn endpoints_hide_their_credentials() {

@@ -95,8 +95,8 @@ pub use model::{DaySummary, Seed, SeedEntry, SeedRoute, SeedScope, SeedSource, S
 pub use partner::{parse_partner_usage, PARTNER_DEFAULT_WINDOW};
 pub use refresh_error::{BoxError, RefreshError};
 pub use refresher::{
-    RefreshHandle, RefreshOutcome, Refresher, RefresherStatus, DEFAULT_MIN_INTERVAL,
-    DEFAULT_TIMEOUT,
+    RefreshHandle, RefreshOutcome, Refresher, RefresherStatus, DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MIN_INTERVAL, DEFAULT_TIMEOUT, MIN_TASK_INTERVAL,
 };
 pub use warning::{SeedWarning, WarningKind};
 pub use window_names::WindowNames;

@@ -18,8 +18,20 @@ pub enum RefreshError {
     Unauthorized,
     /// 403: the credentials are valid but may not read usage.
     Forbidden,
-    /// Another status that is not a success (5xx, 404, 429, ...).
+    /// Another status that is not a success (5xx, 404, ...).
     Status(u16),
+    /// 429: the endpoint is polled too often. No poll goes before its
+    /// `Retry-After` (at most an hour), and the periodic task backs off.
+    RateLimited {
+        /// The endpoint's `Retry-After`, if it gave a usable one.
+        retry_after: Option<Duration>,
+    },
+    /// The body is larger than [`Refresher::max_body_size`](super::Refresher::max_body_size);
+    /// it was not read further, nor parsed.
+    BodyTooLarge {
+        /// The largest body accepted, in bytes.
+        limit: usize,
+    },
     /// No complete answer within the refresher's timeout.
     Timeout(Duration),
     /// The client stack failed (connection refused, the layer refused, ...).
@@ -47,6 +59,9 @@ impl fmt::Display for RefreshError {
             RefreshError::Unauthorized => f.write_str("the usage endpoint answered 401: the credentials are missing or not valid; check the API key (and, for seed 002, the account key)"),
             RefreshError::Forbidden => f.write_str("the usage endpoint answered 403: seed 000 needs a master API key, seed 002 a registered system (`X-System`, `X-System-Key`)"),
             RefreshError::Status(s) => write!(f, "the usage endpoint answered {s}; limits are kept and the next poll tries again"),
+            RefreshError::RateLimited { retry_after: Some(d) } => write!(f, "the usage endpoint answered 429 (too many requests): no poll before {d:?} from now; raise `Refresher::min_interval`"),
+            RefreshError::RateLimited { retry_after: None } => f.write_str("the usage endpoint answered 429 (too many requests): the refresher backs off; raise `Refresher::min_interval`"),
+            RefreshError::BodyTooLarge { limit } => write!(f, "the usage body is larger than {limit} bytes and was refused; raise `Refresher::max_body_size` if the endpoint really lists that many routes"),
             RefreshError::Timeout(d) => write!(f, "the usage endpoint did not answer within {d:?}; raise `Refresher::timeout` if it is slow"),
             RefreshError::Transport(e) => write!(f, "the usage request failed: {e}"),
             RefreshError::Body(e) => write!(f, "the usage body could not be read: {e}"),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use http::Request;
+use http::{Request, StatusCode};
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -23,13 +23,33 @@ use crate::limiter::Limiter;
 use crate::seeding::SeedReport;
 
 type BodyFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RefreshError>> + Send>>;
-type Fetch = dyn Fn() -> BodyFuture + Send + Sync;
+/// Sends the usage request and reads a body of at most so many bytes.
+type Fetch = dyn Fn(usize) -> BodyFuture + Send + Sync;
 
 /// The default [`Refresher::min_interval`]: one minute, as seed 002 asks.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The default [`Refresher::timeout`] of one poll.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default [`Refresher::max_body_size`]: 1 MiB. Seed 000's answer for a
+/// hundred routes is about 25 KB; a body forty times that is not one to
+/// hold in memory and parse on the runtime's thread.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 1 << 20;
+
+/// The least time between two polls of the spawned task, whatever
+/// [`Refresher::min_interval`] says: a zero interval would otherwise poll
+/// every millisecond. ([`Refresher::refresh_once`] keeps to the interval as
+/// given.)
+pub const MIN_TASK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// After failures in a row, the spawned task waits this many intervals at
+/// the most (twice as many after each failure: 1, 2, 4, 8, 16).
+const MAX_BACKOFF_FACTOR: u32 = 16;
+
+/// The longest `Retry-After` of a 429 kept to: a server's typo (or a hostile
+/// one) must not stop the refresher for good.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// What the refresher has done so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,6 +81,10 @@ pub enum RefreshOutcome {
 
 struct State {
     last_poll: Option<Nanos>,
+    /// No poll before this: a 429's `Retry-After`.
+    not_before: Option<Nanos>,
+    /// Failed polls since the last success: the task backs off.
+    failures_in_a_row: u32,
     status: RefresherStatus,
 }
 
@@ -91,11 +115,15 @@ struct State {
 ///
 /// # Failures
 ///
-/// A failed poll (401, 403, 5xx, a timeout, a transport error, a body that is
-/// cut short or is not the format) changes no limit: nothing is applied, the
-/// error is logged with `tracing::warn!` and kept in [`RefresherStatus`], and
-/// the next poll comes one interval later. Nothing panics, and the client
-/// keeps running on what it knew. Errors and logs never carry a credential.
+/// A failed poll (401, 403, 429, 5xx, a timeout, a transport error, a body
+/// that is cut short, is not the format or is larger than
+/// [`Refresher::max_body_size`]) changes no limit: nothing is applied, the
+/// error is logged with `tracing::warn!` and kept in [`RefresherStatus`].
+/// The spawned task then backs off: the next poll comes one interval later,
+/// then two, four, up to sixteen while the failures go on, and one interval
+/// after a success. A 429 is kept to: no poll, asked for or scheduled, before
+/// its `Retry-After` (an hour at most). Nothing panics, and the client keeps
+/// running on what it knew. Errors and logs never carry a credential.
 ///
 /// # Example
 ///
@@ -151,6 +179,7 @@ pub struct Refresher<C = TokioClock> {
     fetch: Box<Fetch>,
     min_interval: Duration,
     timeout: Duration,
+    max_body_size: usize,
     state: Mutex<State>,
 }
 
@@ -182,10 +211,10 @@ impl<C: Clock> Refresher<C> {
     {
         let service = Mutex::new(service);
         let for_fetch = endpoint.clone();
-        let fetch = move || -> BodyFuture {
+        let fetch = move |max_body_size| -> BodyFuture {
             let svc = lock(&service).clone();
             let req = for_fetch.request::<B>();
-            Box::pin(fetch_body(svc, req))
+            Box::pin(fetch_body(svc, req, max_body_size))
         };
         Refresher {
             limiter,
@@ -193,15 +222,20 @@ impl<C: Clock> Refresher<C> {
             fetch: Box::new(fetch),
             min_interval: DEFAULT_MIN_INTERVAL,
             timeout: DEFAULT_TIMEOUT,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
             state: Mutex::new(State {
                 last_poll: None,
+                not_before: None,
+                failures_in_a_row: 0,
                 status: RefresherStatus::default(),
             }),
         }
     }
 
     /// The least time between two polls (default [`DEFAULT_MIN_INTERVAL`]);
-    /// also the period of the spawned task.
+    /// also the period of the spawned task, which never polls more often
+    /// than once per [`MIN_TASK_INTERVAL`] (1 s) and waits longer after
+    /// failures.
     pub fn min_interval(mut self, interval: Duration) -> Refresher<C> {
         self.min_interval = interval;
         self
@@ -210,6 +244,14 @@ impl<C: Clock> Refresher<C> {
     /// How long one poll may take, body included (default [`DEFAULT_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Refresher<C> {
         self.timeout = timeout;
+        self
+    }
+
+    /// The largest usage body accepted, in bytes (default
+    /// [`DEFAULT_MAX_BODY_SIZE`]); a larger one is
+    /// [`RefreshError::BodyTooLarge`].
+    pub fn max_body_size(mut self, bytes: usize) -> Refresher<C> {
+        self.max_body_size = bytes;
         self
     }
 
@@ -224,8 +266,9 @@ impl<C: Clock> Refresher<C> {
     }
 
     /// One step: polls the endpoint unless the last poll was less than the
-    /// minimum interval ago, and applies the answer. A failure updates the
-    /// status, is logged, and changes no limit.
+    /// minimum interval ago (or a 429's `Retry-After` has not passed), and
+    /// applies the answer. A failure updates the status, is logged, and
+    /// changes no limit.
     ///
     /// # Errors
     ///
@@ -234,18 +277,20 @@ impl<C: Clock> Refresher<C> {
         let sent = self.limiter.clock().now();
         {
             let mut state = lock(&self.state);
-            if let Some(last) = state.last_poll {
-                let since = sent.saturating_since(last);
-                if since < self.min_interval {
-                    return Ok(RefreshOutcome::TooSoon {
-                        wait: self.min_interval - since,
-                    });
-                }
+            let earliest = state
+                .last_poll
+                .map(|last| last + self.min_interval)
+                .max(state.not_before);
+            if let Some(earliest) = earliest.filter(|e| *e > sent) {
+                return Ok(RefreshOutcome::TooSoon {
+                    wait: earliest.saturating_since(sent),
+                });
             }
             state.last_poll = Some(sent);
             state.status.polls += 1;
         }
-        let fetched = match tokio::time::timeout(self.timeout, (self.fetch)()).await {
+        let fetch = (self.fetch)(self.max_body_size);
+        let fetched = match tokio::time::timeout(self.timeout, fetch).await {
             Ok(body) => body,
             Err(_) => Err(RefreshError::Timeout(self.timeout)),
         };
@@ -258,6 +303,8 @@ impl<C: Clock> Refresher<C> {
                     .limiter
                     .apply_seed(&seed, RoundTrip::new(sent, received));
                 let mut state = lock(&self.state);
+                state.not_before = None;
+                state.failures_in_a_row = 0;
                 state.status.last_ok = Some(received);
                 state.status.last_error = None;
                 state.status.last_report = Some(report.clone());
@@ -266,6 +313,13 @@ impl<C: Clock> Refresher<C> {
             Err(error) => {
                 tracing::warn!(target: "tower_quota::seed", endpoint = %self.endpoint.uri(), %error, "usage refresh failed; limits unchanged");
                 let mut state = lock(&self.state);
+                if let RefreshError::RateLimited {
+                    retry_after: Some(wait),
+                } = error
+                {
+                    state.not_before = Some(received + wait.min(MAX_RETRY_AFTER));
+                }
+                state.failures_in_a_row = state.failures_in_a_row.saturating_add(1);
                 state.status.failures += 1;
                 state.status.last_error = Some(error.clone());
                 Err(error)
@@ -273,9 +327,29 @@ impl<C: Clock> Refresher<C> {
         }
     }
 
+    /// How long the spawned task waits after a poll that failed: the
+    /// interval, twice that after two failures in a row, and so on up to
+    /// [`MAX_BACKOFF_FACTOR`] times.
+    fn backoff(&self) -> Duration {
+        let failures = lock(&self.state).failures_in_a_row;
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(MAX_BACKOFF_FACTOR);
+        self.task_interval().saturating_mul(factor)
+    }
+
+    /// The period of the spawned task: the minimum interval, at least
+    /// [`MIN_TASK_INTERVAL`].
+    fn task_interval(&self) -> Duration {
+        self.min_interval.max(MIN_TASK_INTERVAL)
+    }
+
     /// The periodic task and its handle: the task polls at once, then every
-    /// minimum interval, until the handle is dropped or stopped. Spawn the
-    /// task on your runtime (or use [`Refresher::spawn`]).
+    /// minimum interval (at least [`MIN_TASK_INTERVAL`]; after failures in a
+    /// row, up to 16 times longer; after a 429, not before its
+    /// `Retry-After`), until the handle is dropped or stopped. Spawn the task
+    /// on your runtime (or use [`Refresher::spawn`]).
     pub fn into_task(self) -> (impl Future<Output = ()> + Send + 'static, RefreshHandle<C>) {
         let refresher = Arc::new(self);
         let stop = Arc::new(Stop::default());
@@ -290,9 +364,10 @@ impl<C: Clock> Refresher<C> {
                 };
                 let wait = match outcome {
                     Ok(RefreshOutcome::TooSoon { wait }) => wait,
-                    _ => refresher.min_interval,
+                    Ok(RefreshOutcome::Applied(_)) => refresher.task_interval(),
+                    Err(_) => refresher.backoff(),
                 };
-                let sleep = tokio::time::sleep(wait.max(Duration::from_millis(1)));
+                let sleep = tokio::time::sleep(wait.max(MIN_TASK_INTERVAL));
                 if Stoppable::new(sleep, &stop).await.is_none() {
                     return;
                 }
@@ -315,7 +390,11 @@ impl<C: Clock> Refresher<C> {
     }
 }
 
-async fn fetch_body<S, B>(mut svc: S, req: Request<B>) -> Result<Vec<u8>, RefreshError>
+async fn fetch_body<S, B>(
+    mut svc: S,
+    req: Request<B>,
+    max_body_size: usize,
+) -> Result<Vec<u8>, RefreshError>
 where
     S: Service<Request<B>>,
     S::Response: UsageResponse,
@@ -325,13 +404,15 @@ where
     let ready = svc.ready().await.map_err(transport)?;
     let response = ready.call(req).await.map_err(transport)?;
     let status = response.status();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(RefreshError::RateLimited {
+            retry_after: response.retry_after(),
+        });
+    }
     if !status.is_success() {
         return Err(RefreshError::from_status(status));
     }
-    response
-        .into_body()
-        .await
-        .map_err(|e| RefreshError::Body(e.to_string()))
+    response.into_body_up_to(max_body_size).await
 }
 
 /// The user's side of a running refresh task. Dropping it stops the task.
