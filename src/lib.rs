@@ -46,5 +46,7 @@ pub use error::Error;
 pub use future::ResponseFuture;
 pub use layer::QuotaLayer;
 pub use limiter::{Limiter, LimiterBuilder, OtherRoutes, Target};
-pub use seeding::{AppliedSeedEntry, SeedReport, SeedSkip, SeedTarget, SkippedSeedEntry};
+pub use seeding::{
+    AppliedSeedEntry, SeedReport, SeedSkip, SeedTarget, SkippedSeedEntry, MAX_REPORTED_ROUTES,
+};
 pub use service::QuotaService;

@@ -343,13 +343,26 @@ impl<C: Clock> Limiter<C> {
     }
 
     /// The bucket of undeclared route `label`, made with `limits` (padded like
-    /// every configured window) if the server reports it for the first time.
-    pub(crate) fn report_route(&self, label: &str, limits: Limits) -> Arc<Bucket> {
+    /// every configured window) if the server reports it for the first time
+    /// and fewer than `cap` routes are reported; `None` past the cap (two
+    /// seeds applied at once may pass it by a route or two).
+    pub(crate) fn report_route(
+        &self,
+        label: &str,
+        limits: Limits,
+        cap: usize,
+    ) -> Option<Arc<Bucket>> {
+        let reported = self.reported.pin();
+        if let Some(bucket) = reported.get(label) {
+            return Some(bucket.clone());
+        }
+        if reported.len() >= cap {
+            return None;
+        }
         let limits = pad(limits, self.margin);
-        self.reported
-            .pin()
-            .get_or_insert_with(label.to_owned(), || Arc::new(Bucket::new(label, limits)))
-            .clone()
+        let bucket =
+            reported.get_or_insert_with(label.to_owned(), || Arc::new(Bucket::new(label, limits)));
+        Some(bucket.clone())
     }
 
     pub(crate) fn cost_of(&self, req: &dyn HttpRequest) -> u32 {

@@ -17,6 +17,16 @@ use crate::seed::{
 };
 use crate::store::{Correction, SharedBucket};
 
+/// The most routes a seed may give buckets of their own when the
+/// configuration gives undeclared routes none (undeclared routes
+/// [`OtherRoutes::Unlimited`](crate::OtherRoutes::Unlimited) or
+/// [`OtherRoutes::Shared`](crate::OtherRoutes::Shared)): a usage body listing
+/// a million routes must not make a million buckets. Past it, a route's
+/// figures are skipped with [`SeedSkip::TooManyReportedRoutes`]; declare the
+/// routes you use, or give undeclared routes buckets of their own with a cap
+/// ([`OtherRoutes::Each`](crate::OtherRoutes::Each)).
+pub const MAX_REPORTED_ROUTES: usize = 1_000;
+
 /// What [`Limiter::apply_seed`] did with a seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeedReport {
@@ -130,6 +140,9 @@ pub enum SeedSkip {
     /// The route would need a bucket of its own, and the scope of undeclared
     /// routes is full of busy buckets.
     TooManyRoutes,
+    /// The route would need a bucket of its own, and seeds have already given
+    /// [`MAX_REPORTED_ROUTES`] undeclared routes one.
+    TooManyReportedRoutes,
     /// Per-account figures, and the limiter has no account scope.
     NoAccountScope,
     /// Per-account figures for one route: the limiter keeps one bucket per
@@ -143,6 +156,7 @@ impl fmt::Display for SeedSkip {
             SeedSkip::NoRouter => "the limiter has no route buckets: configure `LimiterBuilder::routes`",
             SeedSkip::NoUsableWindows => "the server reported no window a bucket can hold for this undeclared route: check the usage payload",
             SeedSkip::TooManyRoutes => "no bucket could be made for this undeclared route (the scope is full): raise the cap of `OtherRoutes::Each`",
+            SeedSkip::TooManyReportedRoutes => "the server reported more undeclared routes than the limiter makes buckets for (MAX_REPORTED_ROUTES): declare the routes you use in the router, or use `OtherRoutes::Each`",
             SeedSkip::NoAccountScope => "per-account figures, but the limiter has no account scope: configure `LimiterBuilder::per_account`",
             SeedSkip::PerAccountRoute => "per-account figures for a single route: the limiter keeps one bucket per account",
         })
@@ -165,7 +179,7 @@ impl<C: Clock> Limiter<C> {
     ///
     /// | seed entry | buckets |
     /// | --- | --- |
-    /// | a route (`api/v1/contacts#search`, `GET.people`) in scope [`SeedScope::Key`] or [`SeedScope::Global`] | the route bucket the router declares under that label; else, with [`OtherRoutes::Each`](crate::OtherRoutes::Each), the undeclared route's own bucket (created now if needed) |
+    /// | a route (`api/v1/contacts#search`, `GET.people`) in scope [`SeedScope::Key`] or [`SeedScope::Global`] | the route bucket the router declares under that label; else, with [`OtherRoutes::Each`](crate::OtherRoutes::Each), the undeclared route's own bucket (created now if needed); else a bucket of its own the seed gives it ([`SeedTarget::ReportedRoute`], at most [`MAX_REPORTED_ROUTES`] of them), charged beside the shared one if undeclared routes share one |
     /// | `default` in scope `Key` or `Global` | every declared route without an entry of its own, the bucket of [`OtherRoutes::Shared`](crate::OtherRoutes::Shared), every bucket of [`OtherRoutes::Each`](crate::OtherRoutes::Each) *and* the limits its buckets are created with from now on |
     /// | `default` in scope [`SeedScope::PerAccount`] | every account bucket that exists now |
     ///
@@ -173,16 +187,13 @@ impl<C: Clock> Limiter<C> {
     ///
     /// What is skipped, and why (each is in [`SeedReport::skipped`], with what to
     /// do about it in its [`Display`](std::fmt::Display)):
-    /// - a route the router does not declare when undeclared routes are
-    ///   [`OtherRoutes::Unlimited`](crate::OtherRoutes::Unlimited) (there is no
-    ///   bucket to put the figures in, and creating one would change what the
-    ///   configuration asked for) or [`OtherRoutes::Shared`](crate::OtherRoutes::Shared)
-    ///   (one route's figures would wrongly limit every route sharing the bucket);
+    /// - a route the router does not declare, past [`MAX_REPORTED_ROUTES`]
+    ///   such routes when undeclared routes are
+    ///   [`OtherRoutes::Unlimited`](crate::OtherRoutes::Unlimited) or
+    ///   [`OtherRoutes::Shared`](crate::OtherRoutes::Shared), or when the
+    ///   scope of [`OtherRoutes::Each`](crate::OtherRoutes::Each) is full;
     /// - per-account figures for one route: the limiter keeps one bucket per
     ///   account, not per account and route;
-    /// - the limits of account buckets created after the seed: they start from
-    ///   the configured limits, and the next refresh applies the seed to them too
-    ///   (the account scope's template is not reachable from here yet).
     /// - a window the bucket does not have: see [`Applied::skipped`](crate::seed::Applied::skipped).
     ///
     /// Nothing in a report is secret: routes are the server's own labels, and
@@ -294,7 +305,9 @@ impl<C: Clock> Limiter<C> {
             if limits.quotas().is_empty() {
                 return skip(report, entry, SeedSkip::NoUsableWindows);
             }
-            let bucket = self.report_route(label, limits);
+            let Some(bucket) = self.report_route(label, limits, MAX_REPORTED_ROUTES) else {
+                return skip(report, entry, SeedSkip::TooManyReportedRoutes);
+            };
             self.applied_route(report, entry, SeedTarget::ReportedRoute, &bucket, trip);
         }
     }

@@ -10,7 +10,7 @@ use tower_quota::ledger::KeyedBuckets;
 use tower_quota::quota::{Limits, Quota};
 use tower_quota::route::Rails;
 use tower_quota::seed::{parse_crm_usage, WindowNames};
-use tower_quota::{Limiter, OtherRoutes, SeedTarget};
+use tower_quota::{Limiter, OtherRoutes, SeedSkip, SeedTarget};
 
 const BODY: &[u8] = br#"{
   "[\"api/v1/contacts\", \"search\"]": {
@@ -208,4 +208,49 @@ async fn a_reported_route_is_charged_to_its_bucket_and_the_shared_one() {
         shared.windows[0].used, 4,
         "the shared ceiling counts them too"
     );
+}
+
+/// A seed can give undeclared routes buckets of their own (undeclared routes
+/// unlimited or shared), but not without end: past MAX_REPORTED_ROUTES, more
+/// routes are skipped, and the routes already reported still take figures.
+#[test]
+fn routes_a_seed_reports_are_capped() {
+    let clock = ManualClock::new();
+    let limiter = limiter(&clock, OtherRoutes::Unlimited);
+    let body = |routes: std::ops::Range<usize>| {
+        let entries: Vec<String> = routes
+            .map(|i| {
+                format!(
+                    r#""[\"api/v1/things{i}\", \"show\"]": {{"minute": {{"limit": 7, "consumed": 1, "left_over": 6}}}}"#
+                )
+            })
+            .collect();
+        format!("{{{}}}", entries.join(","))
+    };
+    let cap = tower_quota::MAX_REPORTED_ROUTES;
+    let seed =
+        parse_crm_usage(body(0..cap + 5).as_bytes(), &WindowNames::standard()).expect("valid");
+    let report = limiter.apply_seed(&seed, clock.now());
+    let reported = report
+        .applied
+        .iter()
+        .filter(|a| a.target == SeedTarget::ReportedRoute)
+        .count();
+    let refused: Vec<&str> = report
+        .skipped
+        .iter()
+        .filter(|s| s.reason == SeedSkip::TooManyReportedRoutes)
+        .map(|s| s.route.as_str())
+        .collect();
+    assert_eq!((reported, refused.len()), (cap, 5));
+    assert!(SeedSkip::TooManyReportedRoutes
+        .to_string()
+        .contains("declare"));
+    let snapshot = limiter.snapshot(&tower_quota::report::Thresholds::default());
+    assert_eq!(snapshot.buckets.len(), limiter.route_buckets().len() + cap);
+    // A route reported before still takes the server's figures.
+    let again = parse_crm_usage(body(0..1).as_bytes(), &WindowNames::standard()).expect("valid");
+    let report = limiter.apply_seed(&again, clock.now());
+    assert_eq!(report.applied.len(), 1);
+    assert!(report.skipped.is_empty());
 }
