@@ -464,3 +464,29 @@ async fn a_cancelled_waiter_at_the_edge_lets_the_next_one_through() {
     }
     assert_eq!(budget.spent(clock.now()), 10);
 }
+
+/// Under a `ConcurrencyLimit` of one, an enrichment waits for the next
+/// period; a free request goes at once. Found by review (in the rate
+/// layer, the same here): the waiter took the inner service `poll_ready`
+/// had made ready, and with it the limit's only permit, for its whole wait.
+#[tokio::test(start_paused = true)]
+async fn a_waiter_leaves_the_inner_readiness_to_requests_that_go() {
+    let s = setup();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(&s, Exhausted::Wait { max: PERIOD }))
+        .concurrency_limit(1)
+        .service(server(s.calls.clone()));
+    spend_it_all(&mut svc, &s).await;
+    let waiter = tokio::spawn(svc.clone().oneshot(enrich()));
+    tokio::task::yield_now().await;
+    let free = tokio::time::timeout(
+        Duration::from_secs(1),
+        svc.clone()
+            .oneshot(request(http::Method::GET, "/api/v1/contact_stages")),
+    )
+    .await;
+    assert!(matches!(free, Ok(Ok(_))), "held behind the waiter");
+    assert!(!waiter.is_finished(), "the enrichment waits for the period");
+    let left = tokio::time::timeout(PERIOD + Duration::from_secs(1), waiter).await;
+    assert!(matches!(left, Ok(Ok(Ok(_)))), "{left:?}");
+}

@@ -84,12 +84,14 @@ where
                     wait = ?refusal.next_period_in,
                     "credit budget spent; waiting for the next period"
                 );
-                // The ready service goes with the request; a clone stays here.
-                let clone = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, clone);
+                // A clone goes with the request and asks for readiness when
+                // it leaves; the service made ready stays here for the next
+                // request (a waiter would hold a `ConcurrencyLimit` permit
+                // for its whole wait).
+                let later = self.inner.clone();
                 let give_up = now + max;
                 let until = now + refusal.next_period_in;
-                CreditFuture::waiting(meter, pending, (until, give_up), req, ready)
+                CreditFuture::waiting(meter, pending, (until, give_up), req, later)
             }
             _ => {
                 tracing::debug!(%refusal, "refused");
