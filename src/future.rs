@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use crate::clock::{Clock, Nanos};
 use crate::error::Error;
-use crate::ledger::{acquire, reserve_from, Bucket, Grant, MaxWait, Refusal, Reservation};
+use crate::ledger::{reserve_from, Bucket, MaxWait, Refusal, Reservation};
 use crate::limiter::{Admission, Charged, Limiter};
 use crate::message::HttpResponse;
 use crate::store::{Reserved, StoreFuture, StoreGrant};
@@ -83,7 +83,9 @@ pin_project! {
             request: Option<Req>,
             service: Option<S>,
         },
-        Ready { request: Option<Req>, service: Option<S> },
+        // Cleared to leave; what was charged for it is held until the inner
+        // service takes it (given back if the future is dropped first).
+        Ready { held: Vec<Reservation>, request: Option<Req>, service: Option<S> },
         Sent { #[pin] future: S::Future },
         // Its response (or error) was handed to the caller.
         Done { _spent: () },
@@ -132,10 +134,33 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
         request: Req,
         service: S,
     ) -> Self {
-        let sleep = tokio::time::sleep_until(deadline(&*limiter, reservation.departure()));
+        let departure = reservation.departure();
+        if departure <= asked && deferred.is_empty() {
+            // Room now, held for a shared store's answer: asked at once, not
+            // after a timer tick.
+            let state = next_step(
+                &limiter,
+                &charged,
+                cost,
+                limiter.max_wait,
+                vec![reservation],
+                Some(request),
+                Some(service),
+            );
+            return ResponseFuture {
+                asked,
+                sent: asked,
+                state,
+                limiter,
+                charged,
+                rules,
+                cost,
+            };
+        }
+        let sleep = tokio::time::sleep_until(deadline(&*limiter, departure));
         ResponseFuture {
             asked,
-            sent: reservation.departure(),
+            sent: departure,
             state: State::Waiting {
                 sleep,
                 reservation: Some(reservation),
@@ -209,21 +234,14 @@ where
                         .buckets
                         .iter()
                         .any(|b| b.blocked_until(departure).is_some());
-                    // With a shared store to ask, what is taken here is held
-                    // until it answers.
-                    let asks = asks_store(this.limiter, this.charged);
+                    // What is taken here is held until the request leaves: a
+                    // shared store may still refuse it, and the inner service
+                    // may not take it at once.
                     let mut held = Vec::new();
                     let taken = !blocked
-                        && (deferred.is_empty()
-                            || take_now(deferred, *this.cost, now, asks, &mut held));
+                        && (deferred.is_empty() || hold_now(deferred, *this.cost, now, &mut held));
                     if taken {
-                        if let Some(r) = reservation.take() {
-                            if asks {
-                                held.push(r);
-                            } else {
-                                r.depart();
-                            }
-                        }
+                        held.extend(reservation.take());
                     } else {
                         drop(reservation.take());
                         match this
@@ -273,9 +291,12 @@ where
                         (request.take(), service.take(), std::mem::take(held));
                     match grant {
                         Ok(StoreGrant::Now) => {
-                            held.into_iter().for_each(Reservation::depart);
                             *this.sent = this.limiter.clock.now();
-                            this.state.set(State::Ready { request, service });
+                            this.state.set(State::Ready {
+                                held,
+                                request,
+                                service,
+                            });
                         }
                         Ok(StoreGrant::Later(reserved)) => {
                             let sleep = tokio::time::sleep(reserved.wait());
@@ -311,16 +332,34 @@ where
                         service,
                     });
                 }
-                StateProj::Ready { request, service } => {
+                StateProj::Ready {
+                    held,
+                    request,
+                    service,
+                } => {
                     let Some(svc) = service.as_mut() else {
                         return Poll::Ready(Err(Error::Limited(spent())));
                     };
                     if let Err(e) = ready!(svc.poll_ready(cx)) {
+                        // Not sent: what was held for it is given back.
                         return Poll::Ready(Err(Error::Service(e)));
                     }
                     let Some(req) = request.take() else {
                         return Poll::Ready(Err(Error::Limited(spent())));
                     };
+                    std::mem::take(held)
+                        .into_iter()
+                        .for_each(Reservation::depart);
+                    // Its units were charged for `sent`; an inner service that
+                    // was not ready then (a concurrency limit's permit) sends
+                    // it later, and the server may count it that much later:
+                    // held open as a late response would be, at once. `sent`
+                    // stays the instant its units were charged for, so that
+                    // its response's lateness counts from there too.
+                    let now = this.limiter.clock.now();
+                    if now > *this.sent {
+                        this.limiter.note_latency(this.charged, *this.sent, now);
+                    }
                     let future = svc.call(req);
                     this.state.set(State::Sent { future });
                 }
@@ -370,10 +409,11 @@ fn next_step<S: Service<Req>, Req, C: Clock>(
             request,
             service,
         },
-        _ => {
-            held.into_iter().for_each(Reservation::depart);
-            State::Ready { request, service }
-        }
+        _ => State::Ready {
+            held,
+            request,
+            service,
+        },
     }
 }
 
@@ -382,18 +422,9 @@ fn asks_store<C: Clock>(limiter: &Limiter<C>, charged: &Charged) -> bool {
     limiter.shared.is_some() && !charged.shared.is_empty()
 }
 
-/// Takes `cost` in `buckets` now, if they have room: for good, or, if
-/// `hold`, held in `held` until a shared store has answered.
-fn take_now(
-    buckets: &[Arc<Bucket>],
-    cost: u32,
-    now: Nanos,
-    hold: bool,
-    held: &mut Vec<Reservation>,
-) -> bool {
-    if !hold {
-        return matches!(acquire(buckets, cost, now, MaxWait::Never), Ok(Grant::Now));
-    }
+/// Takes `cost` in `buckets` now, if they have room, held in `held` until
+/// the request leaves.
+fn hold_now(buckets: &[Arc<Bucket>], cost: u32, now: Nanos, held: &mut Vec<Reservation>) -> bool {
     match reserve_from(buckets, cost, now, now, MaxWait::Never) {
         Ok(r) => {
             held.push(r);
