@@ -24,6 +24,8 @@ mod memory;
 mod redis;
 #[cfg(feature = "redis")]
 mod redis_key;
+#[cfg(feature = "redis")]
+mod share_record;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,0 +1,169 @@
+//! The departures a Redis store's local share decided, for Redis to count.
+//!
+//! While Redis is away, or while more calls are in flight than allowed, a
+//! `RedisStore` decides from its share of each limit and notes every departure
+//! here; with Redis's next answer they are handed to it, so that no window
+//! forgets them. An outage may note a great many: noting one costs amortised
+//! O(1), and sorting them for the hand-over O(n).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::store::SharedBucket;
+
+/// A departure the share decided.
+pub(crate) struct Departure {
+    bucket: SharedBucket,
+    cost: u32,
+    /// When it leaves (a reservation's departure may be ahead).
+    at: Instant,
+}
+
+impl Departure {
+    /// Whether it still counts at `now` in a window of `length` (one still
+    /// ahead does).
+    fn counts_in(&self, length: Duration, now: Instant) -> bool {
+        now.saturating_duration_since(self.at) < length
+    }
+}
+
+/// Below this many departures the record is not pruned: a pass over a few is
+/// not worth making.
+const PRUNED_FROM: usize = 64;
+
+/// The share's departures that Redis has not heard of.
+#[derive(Default)]
+pub(crate) struct ShareRecord {
+    departures: Vec<Departure>,
+    /// How many the last pruning left. The record is pruned again only once
+    /// it has doubled since: a pass over all of it at every decision made an
+    /// outage's decisions O(n^2) under the store's mutex, and a pass per
+    /// doubling costs each departure O(1), for at most twice the departures
+    /// that still count (and `PRUNED_FROM`) in memory.
+    kept: usize,
+}
+
+impl ShareRecord {
+    /// Notes a departure in each of `buckets` at `at` (a reservation's
+    /// departure, not its decision: a window counts it from when it leaves).
+    /// Each departure is forgotten once its own bucket's longest window has
+    /// passed (by the buckets at hand, a short window's request dropped a
+    /// long window's departures before Redis heard of them).
+    pub(crate) fn note(&mut self, buckets: &[SharedBucket], cost: u32, at: Instant) {
+        if self.departures.len() >= self.kept.max(PRUNED_FROM) * 2 {
+            let now = Instant::now();
+            self.departures
+                .retain(|d| d.counts_in(d.bucket.longest(), now));
+            self.kept = self.departures.len();
+        }
+        self.departures.extend(buckets.iter().map(|b| Departure {
+            bucket: b.clone(),
+            cost,
+            at,
+        }));
+    }
+
+    /// All of it, by bucket, for a hand-over; the record is left empty.
+    pub(crate) fn take(&mut self) -> Vec<BucketDepartures> {
+        self.kept = 0;
+        by_bucket(std::mem::take(&mut self.departures))
+    }
+
+    /// Departures a hand-over did not get to tell, for the next one.
+    pub(crate) fn put_back(&mut self, untold: impl IntoIterator<Item = BucketDepartures>) {
+        for b in untold {
+            self.departures.extend(b.departures);
+        }
+    }
+}
+
+/// One bucket's departures.
+pub(crate) struct BucketDepartures {
+    /// The bucket, as the latest of its departures saw it.
+    pub(crate) bucket: SharedBucket,
+    departures: Vec<Departure>,
+}
+
+impl BucketDepartures {
+    /// The units that count at `now` in a window of `length`.
+    pub(crate) fn units_within(&self, length: Duration, now: Instant) -> u64 {
+        self.departures
+            .iter()
+            .filter(|d| d.counts_in(length, now))
+            .map(|d| u64::from(d.cost))
+            .sum()
+    }
+}
+
+/// `departures` by bucket, in the order each bucket first appears.
+fn by_bucket(departures: Vec<Departure>) -> Vec<BucketDepartures> {
+    let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut out: Vec<BucketDepartures> = Vec::new();
+    for d in departures {
+        match index.get(&d.bucket.id) {
+            Some(&i) if i < out.len() => {
+                let b = &mut out[i];
+                b.bucket.clone_from(&d.bucket);
+                b.departures.push(d);
+            }
+            _ => {
+                index.insert(d.bucket.id.clone(), out.len());
+                out.push(BucketDepartures {
+                    bucket: d.bucket.clone(),
+                    departures: vec![d],
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SharedWindow;
+
+    fn bucket(name: &str, length: Duration) -> SharedBucket {
+        let window = SharedWindow {
+            limit: 10,
+            length,
+            anchor: None,
+            margin: Duration::ZERO,
+        };
+        SharedBucket::new("route", name, [window])
+    }
+
+    /// Pruned by doubling, the record still forgets what no longer counts:
+    /// it never holds more than twice what does (and `PRUNED_FROM`).
+    #[test]
+    fn the_record_forgets_what_no_longer_counts() {
+        let mut record = ShareRecord::default();
+        let (second, hour) = (
+            [bucket("GET /second", Duration::from_secs(1))],
+            [bucket("GET /hour", Duration::from_secs(3_600))],
+        );
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(2))
+            .unwrap_or_else(Instant::now);
+        for _ in 0..10 {
+            record.note(&hour, 1, Instant::now());
+        }
+        for _ in 0..10_000 {
+            record.note(&second, 1, long_ago);
+            assert!(record.departures.len() <= 2 * PRUNED_FROM + 1);
+        }
+        let left = record.take();
+        let hour_left: Vec<_> = left
+            .iter()
+            .filter(|b| &*b.bucket.id == "GET /hour")
+            .collect();
+        assert_eq!(hour_left.len(), 1);
+        assert_eq!(
+            hour_left[0].units_within(Duration::from_secs(3_600), Instant::now()),
+            10,
+            "what still counts is kept"
+        );
+        assert!(record.departures.is_empty());
+    }
+}
