@@ -23,7 +23,12 @@
 --   a fixed window's boundaries are every length - margin, the server's, and
 --   it also counts what left up to margin before its start)
 -- After the buckets, op-specific arguments:
---   "add"/"raise": window index (0-based) of bucket 1, units
+--   "add": window index (0-based) of bucket 1, a count of departures, then
+--   per departure its units and how far ahead of now it leaves in
+--   microseconds (0: it has left); each is added at its own time, capped at
+--   the limit on its own (more would count no longer; capped together with
+--   another, a departure was lost)
+--   "raise": window index (0-based) of bucket 1, units the server counted
 --   "block": microseconds from now
 --   "limit": window index of bucket 1, new limit
 --   "late": window index of bucket 1, microseconds: a response came back that
@@ -214,14 +219,14 @@ local function bucket_earliest(bucket, units)
   return d
 end
 
--- Adds `units` members of ticket `id` at `at`, in chunks that Lua's stack holds.
-local function add(key, units, at)
+-- Adds `units` members of `ticket` at `at`, in chunks that Lua's stack holds.
+local function add(key, units, at, ticket)
   local u = 1
   while u <= units do
     local args = {}
     for v = u, math.min(units, u + 499) do
       args[#args + 1] = at
-      args[#args + 1] = id .. ':' .. v
+      args[#args + 1] = ticket .. ':' .. v
     end
     redis.call('ZADD', key, unpack(args))
     u = u + 500
@@ -229,7 +234,7 @@ local function add(key, units, at)
 end
 
 local function charge(bucket, at)
-  for _, win in ipairs(bucket.windows) do add(win.key, cost, at) end
+  for _, win in ipairs(bucket.windows) do add(win.key, cost, at, id) end
   touch(bucket, at - now)
 end
 
@@ -336,18 +341,31 @@ elseif op == 'release' then
     if bucket.flag == 1 then release(bucket) end
   end
   return { 3, 0, '' }
-elseif op == 'add' or op == 'raise' then
+elseif op == 'add' then
+  local bucket = buckets[1]
+  local win = bucket.windows[tonumber(ARGV[a]) + 1]
+  if not win then return { 3, 0, '' } end
+  earliest(win, 0)
+  local furthest = 0
+  for g = 1, tonumber(ARGV[a + 1]) do
+    local units = tonumber(ARGV[a + 2 * g])
+    local ahead = tonumber(ARGV[a + 2 * g + 1])
+    -- Each departure its own members (a member added again would move).
+    if units > 0 then add(win.key, math.min(units, win.limit), now + ahead, id .. '/' .. g) end
+    furthest = math.max(furthest, ahead)
+  end
+  touch(bucket, furthest)
+  return { 3, 0, '' }
+elseif op == 'raise' then
   local bucket = buckets[1]
   local win = bucket.windows[tonumber(ARGV[a]) + 1]
   local units = tonumber(ARGV[a + 1])
   if not win then return { 3, 0, '' } end
   earliest(win, 0)
-  if op == 'raise' then
-    local from = before(now - win.len)
-    if win.anchor >= 0 then from = start_of(win, now) end
-    units = units - redis.call('ZCOUNT', win.key, from, now)
-  end
-  if units > 0 then add(win.key, math.min(units, win.limit), now) end
+  local from = before(now - win.len)
+  if win.anchor >= 0 then from = start_of(win, now) end
+  units = units - redis.call('ZCOUNT', win.key, from, now)
+  if units > 0 then add(win.key, math.min(units, win.limit), now, id) end
   touch(bucket, 0)
   return { 3, 0, '' }
 elseif op == 'block' then

@@ -12,7 +12,8 @@
 //! [`Refusal::StoreUnavailable`], or decide from this process's share of each
 //! limit. Redis is tried again every `retry_every`; with its next answer the
 //! departures made from the share (while it was away, or while too many calls
-//! were in flight) are added to it, so no window forgets them.
+//! were in flight) are added to it, each as of its own departure (a
+//! reservation still ahead, as of when it leaves), so no window forgets them.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -247,6 +248,9 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// The most departure times one `add` call tells Redis (two arguments each).
+const ADDS_PER_CALL: usize = 1_000;
+
 /// Why a call was not made: more calls in flight than allowed.
 const OVERLOADED: &str = "too many calls in flight";
 
@@ -258,7 +262,9 @@ enum Op {
     Acquire,
     Depart,
     Release,
-    Add(usize, u64),
+    /// A window of the share's departures: per departure time, how far
+    /// ahead of now it leaves and its units.
+    Add(usize, Vec<(Duration, u64)>),
     Raise(usize, u64),
     Block(Duration),
     Limit(usize, u32),
@@ -351,7 +357,13 @@ impl Inner {
             }
         }
         match *op {
-            Op::Add(w, n) | Op::Raise(w, n) => {
+            Op::Add(w, ref departures) => {
+                inv.arg(w).arg(departures.len());
+                for &(ahead, units) in departures {
+                    inv.arg(units).arg(micros(ahead));
+                }
+            }
+            Op::Raise(w, n) => {
                 inv.arg(w).arg(n);
             }
             Op::Block(d) => {
@@ -407,8 +419,9 @@ impl Inner {
         }
     }
 
-    /// Hands Redis the share's departures, one `add` per bucket and window of
-    /// the units that left within it. Not only after an outage: a request
+    /// Hands Redis the share's departures, one `add` per bucket and window
+    /// (per [`ADDS_PER_CALL`] departure times) of those that still count in
+    /// it, each as of its own departure. Not only after an outage: a request
     /// decided from the share because too many calls were in flight is
     /// recorded while Redis stays connected, and must be counted there too.
     ///
@@ -422,23 +435,21 @@ impl Inner {
         for (i, told) in record.iter().enumerate() {
             let bucket = &told.bucket;
             for (w, win) in bucket.windows.iter().enumerate() {
-                let n = told.units_within(win.length, now);
-                if n == 0 {
-                    continue;
-                }
-                let answer = self
-                    .call(
-                        &Op::Add(w, n),
-                        &self.ticket(),
-                        std::slice::from_ref(bucket),
-                        &[0],
-                        1,
-                        None,
-                    )
-                    .await;
-                if let Err(why) = answer {
-                    self.fallen().put_back(record.into_iter().skip(i));
-                    return Err(why);
+                for departures in told.adds(win.length, now).chunks(ADDS_PER_CALL) {
+                    let answer = self
+                        .call(
+                            &Op::Add(w, departures.to_vec()),
+                            &self.ticket(),
+                            std::slice::from_ref(bucket),
+                            &[0],
+                            1,
+                            None,
+                        )
+                        .await;
+                    if let Err(why) = answer {
+                        self.fallen().put_back(record.into_iter().skip(i));
+                        return Err(why);
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! forgets them. An outage may note a great many: noting one costs amortised
 //! O(1), and sorting them for the hand-over O(n).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,13 +86,20 @@ pub(crate) struct BucketDepartures {
 }
 
 impl BucketDepartures {
-    /// The units that count at `now` in a window of `length`.
-    pub(crate) fn units_within(&self, length: Duration, now: Instant) -> u64 {
-        self.departures
-            .iter()
-            .filter(|d| d.counts_in(length, now))
-            .map(|d| u64::from(d.cost))
-            .sum()
+    /// What its departures that still count at `now` in a window of `length`
+    /// add to that window: per departure time, how far ahead of `now` it
+    /// leaves and its units. A reservation still ahead is told as of its
+    /// departure (told as of `now`, it freed the window a window after the
+    /// hand-over rather than after it left); one that has left, as of `now`
+    /// (Redis counts it a little longer than it counts: more, never fewer).
+    pub(crate) fn adds(&self, length: Duration, now: Instant) -> Vec<(Duration, u64)> {
+        let mut by_time: BTreeMap<Duration, u64> = BTreeMap::new();
+        for d in self.departures.iter().filter(|d| d.counts_in(length, now)) {
+            *by_time
+                .entry(d.at.saturating_duration_since(now))
+                .or_default() += u64::from(d.cost);
+        }
+        by_time.into_iter().collect()
     }
 }
 
@@ -160,10 +167,28 @@ mod tests {
             .collect();
         assert_eq!(hour_left.len(), 1);
         assert_eq!(
-            hour_left[0].units_within(Duration::from_secs(3_600), Instant::now()),
-            10,
+            hour_left[0].adds(Duration::from_secs(3_600), Instant::now()),
+            vec![(Duration::ZERO, 10)],
             "what still counts is kept"
         );
         assert!(record.departures.is_empty());
+    }
+
+    /// Each departure time is told on its own, a reservation ahead as of
+    /// when it leaves: added together at the hand-over's time, a reservation
+    /// ahead freed its window too early (and, capped at the limit with the
+    /// unit before it, was lost).
+    #[test]
+    fn departures_are_told_by_their_own_times() {
+        let mut record = ShareRecord::default();
+        let one = [bucket("GET /one", Duration::from_secs(60))];
+        let now = Instant::now();
+        let ahead = Duration::from_secs(3);
+        record.note(&one, 1, now);
+        record.note(&one, 2, now + ahead);
+        record.note(&one, 1, now + ahead);
+        let told = record.take();
+        let adds = told.first().map(|b| b.adds(Duration::from_secs(60), now));
+        assert_eq!(adds, Some(vec![(Duration::ZERO, 1), (ahead, 3)]));
     }
 }

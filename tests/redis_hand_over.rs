@@ -1,0 +1,118 @@
+//! A Redis store hands its local share's departures to Redis when Redis
+//! answers again (see `tests/redis_server/mod.rs` for the skip rule): each as
+//! of its own departure, and none lost to a caller that stops waiting.
+#![cfg(feature = "redis")]
+
+mod redis_server;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis_server::RedisServer;
+use tower_quota::ledger::Refusal;
+use tower_quota::store::{
+    FaultPolicy, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant, StoreHealth,
+};
+
+/// A store of `server` with a share of each whole limit, at most `in_flight`
+/// calls at once.
+fn store(server: &RedisServer, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
+    RedisStore::builder(server.url())
+        .prefix("hand-over")
+        .policy(policy)
+        .timeout(Duration::from_millis(500))
+        .retry_every(Duration::from_millis(100))
+        .max_in_flight(in_flight)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The whole of each limit for the one process that shares it.
+fn whole_share() -> FaultPolicy {
+    FaultPolicy::LocalShare {
+        processes: NonZeroU32::MIN,
+    }
+}
+
+/// A sliding bucket `name` of `limit` units per `length`.
+fn sliding(s: &RedisStore, name: &str, limit: u32, length: Duration) -> Vec<SharedBucket> {
+    vec![SharedBucket::new(
+        "route",
+        s.bucket_id("route", name.as_bytes()),
+        [SharedWindow {
+            limit,
+            length,
+            anchor: None,
+            margin: Duration::ZERO,
+        }],
+    )]
+}
+
+/// Keeps `server` busy (a script on a connection of its own) for `ms`.
+async fn busy_for(server: &RedisServer, ms: u64) -> tokio::task::JoinHandle<Option<i64>> {
+    let mut other = server.connection().await;
+    let script = format!(
+        "local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; \
+         repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > {}; return 1",
+        ms * 1_000
+    );
+    let busy = tokio::spawn(async move {
+        redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .query_async::<i64>(&mut other)
+            .await
+            .ok()
+    });
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    busy
+}
+
+/// The share admitted a unit and reserved the next one a window ahead while
+/// its one call allowed in flight waited for a busy Redis. The hand-over
+/// added both at Redis's time, capped together at the limit of 1: one unit,
+/// which freed a window after the hand-over, and the reservation was lost.
+/// Told as of its departure, it still fills the window after it has left.
+#[tokio::test]
+async fn a_reservation_ahead_at_the_hand_over_is_counted_from_its_departure() {
+    let Some(server) = RedisServer::start("redis hand-over: reservation ahead") else {
+        return;
+    };
+    let s = store(&server, whole_share(), 1);
+    let window = Duration::from_millis(300);
+    let one = sliding(&s, "GET /ahead", 1, window);
+    let busy = busy_for(&server, 40).await;
+    let probe = {
+        let (s, probe) = (s.clone(), sliding(&s, "GET /probe", 100, window));
+        tokio::spawn(async move { s.acquire(probe, 1, Some(Duration::ZERO)).await.is_ok() })
+    };
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    // The one call in flight is the probe's: these two are the share's.
+    let t0 = Instant::now();
+    let now = s.acquire(one.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(now, Ok(StoreGrant::Now)), "{now:?}");
+    let held = match s.acquire(one.clone(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation from the share, got {other:?}"),
+    };
+    let departs = t0 + held.wait();
+    assert_eq!(
+        busy.await.ok().flatten(),
+        Some(1),
+        "Redis was not kept busy"
+    );
+    assert_eq!(probe.await.ok(), Some(true), "the probe reached Redis");
+    assert_eq!(s.status().health, StoreHealth::Connected);
+    tokio::time::sleep_until(departs.into()).await;
+    assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
+    // A window after the hand-over, and well within a window of the departure.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(Instant::now() < departs + window - Duration::from_millis(50));
+    let other = store(&server, FaultPolicy::FailClosed, 4096);
+    let g = other.acquire(one, 1, Some(Duration::ZERO)).await;
+    assert!(
+        matches!(g, Err(Refusal::WouldWait { .. })),
+        "{g:?}: admitted in a window of 1 that the share's reservation fills"
+    );
+}
