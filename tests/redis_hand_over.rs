@@ -116,3 +116,45 @@ async fn a_reservation_ahead_at_the_hand_over_is_counted_from_its_departure() {
         "{g:?}: admitted in a window of 1 that the share's reservation fills"
     );
 }
+
+/// The hand-over ran inside the decision Redis answered, so inside the
+/// request's own future: a caller that dropped it (a timeout around the
+/// request) while the hand-over's calls were on their way lost every
+/// departure not yet told, and another process sent a second unit into
+/// windows of one.
+#[tokio::test]
+async fn a_caller_that_stops_waiting_loses_none_of_the_shares_departures() {
+    let Some(mut server) = RedisServer::start("redis hand-over: dropped decision") else {
+        return;
+    };
+    let s = store(&server, whole_share(), 4096);
+    let minute = Duration::from_secs(60);
+    let buckets: Vec<Vec<SharedBucket>> = (0..300)
+        .map(|i| sliding(&s, &format!("GET /r{i}"), 1, minute))
+        .collect();
+    server.stop();
+    for b in &buckets {
+        let g = s.acquire(b.clone(), 1, Some(Duration::ZERO)).await;
+        assert!(matches!(g, Ok(StoreGrant::Now)), "{g:?}");
+    }
+    server.restart();
+    let probe = sliding(&s, "GET /probe", 1_000_000, minute);
+    // A caller's timeout of 5 ms around each request, until the store is
+    // back: 300 calls to hand over take longer.
+    for _ in 0..400 {
+        let asked = s.acquire(probe.clone(), 1, Some(Duration::ZERO));
+        let _ = tokio::time::timeout(Duration::from_millis(5), asked).await;
+        if s.status().health == StoreHealth::Connected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.status().health, StoreHealth::Connected);
+    let other = store(&server, FaultPolicy::FailClosed, 4096);
+    let mut second = 0;
+    for b in &buckets {
+        let g = other.acquire(b.clone(), 1, Some(Duration::ZERO)).await;
+        second += usize::from(matches!(g, Ok(StoreGrant::Now)));
+    }
+    assert_eq!(second, 0, "{second} of 300 windows of 1 took a second unit");
+}

@@ -15,8 +15,9 @@
 //! were in flight) are added to it, each as of its own departure (a
 //! reservation still ahead, as of when it leaves), so no window forgets them.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,7 +28,7 @@ use crate::ledger::Refusal;
 use crate::store::health::HealthCell;
 use crate::store::memory::MemoryStore;
 use crate::store::redis_key;
-use crate::store::share_record::ShareRecord;
+use crate::store::share_record::{BucketDepartures, ShareRecord};
 use crate::store::{
     Correction, Reserved, SharedBucket, SharedStore, StoreFuture, StoreGrant, StoreHealth,
     StoreStatus,
@@ -173,6 +174,7 @@ impl RedisStoreBuilder {
             max_in_flight: self.max_in_flight,
             share: MemoryStore::share_of(share, 100_000),
             fallen_back: Mutex::new(ShareRecord::default()),
+            handing_over: AtomicBool::new(false),
             origin: Instant::now(),
             down_until: AtomicU64::new(0),
             health: HealthCell::new(),
@@ -229,6 +231,8 @@ struct Inner {
     /// Departures decided from the share (Redis away, or too many calls in
     /// flight), to hand to Redis with its next answer.
     fallen_back: Mutex<ShareRecord>,
+    /// Whether a hand-over of the record to Redis is under way.
+    handing_over: AtomicBool,
     origin: Instant,
     /// Milliseconds since `origin` until which Redis is not asked.
     down_until: AtomicU64,
@@ -403,59 +407,108 @@ impl Inner {
         tracing::warn!(reason = why, "shared store unavailable");
     }
 
-    /// Redis answered: back to it, handing it what the share admitted. If
-    /// Redis fails the hand-over, it is away again (the answer may also have
-    /// been a late one, to a call made before it went away).
-    async fn answered(&self, took: Duration) {
-        match self.hand_over().await {
-            Err(why) if why != OVERLOADED => self.failed(why),
-            _ => {
-                self.health.set(if took > self.timeout / 2 {
-                    StoreHealth::Degraded
-                } else {
-                    StoreHealth::Connected
-                });
-            }
-        }
+    /// Whether there is nothing to hand Redis, none being handed over.
+    fn nothing_to_hand_over(&self) -> bool {
+        !self.handing_over.load(Ordering::Acquire) && self.fallen().is_empty()
     }
+}
 
-    /// Hands Redis the share's departures, one `add` per bucket and window
-    /// (per [`ADDS_PER_CALL`] departure times) of those that still count in
-    /// it, each as of its own departure. Not only after an outage: a request
-    /// decided from the share because too many calls were in flight is
-    /// recorded while Redis stays connected, and must be counted there too.
-    ///
-    /// The first call that fails ends it, and what Redis did not take goes
-    /// back to the record for its next answer: the failing bucket's
-    /// departures (its windows already told count them again: more, never
-    /// fewer) and those of the buckets after it.
-    async fn hand_over(&self) -> Result<(), &'static str> {
-        let record = self.fallen().take();
-        let now = Instant::now();
-        for (i, told) in record.iter().enumerate() {
-            let bucket = &told.bucket;
-            for (w, win) in bucket.windows.iter().enumerate() {
-                for departures in told.adds(win.length, now).chunks(ADDS_PER_CALL) {
-                    let answer = self
-                        .call(
-                            &Op::Add(w, departures.to_vec()),
-                            &self.ticket(),
-                            std::slice::from_ref(bucket),
-                            &[0],
-                            1,
-                            None,
-                        )
-                        .await;
-                    if let Err(why) = answer {
-                        self.fallen().put_back(record.into_iter().skip(i));
-                        return Err(why);
-                    }
+/// Redis answered: back to it, handing it what the share admitted, and
+/// healthy once that is told. If Redis fails the hand-over, it is away again
+/// (the answer may also have been a late one, to a call made before it went
+/// away).
+///
+/// The hand-over runs as a task of its own, which the decision waits for: a
+/// caller that stops waiting for its request (a timeout, a `select!`) drops
+/// the decision, not the hand-over, which would lose every departure not yet
+/// told. While one runs, other answers leave the health to it.
+async fn answered(inner: &Arc<Inner>, took: Duration) {
+    let healthy = if took > inner.timeout / 2 {
+        StoreHealth::Degraded
+    } else {
+        StoreHealth::Connected
+    };
+    if inner.nothing_to_hand_over() {
+        inner.health.set(healthy);
+        return;
+    }
+    if inner.handing_over.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let handing = {
+        let inner = inner.clone();
+        async move {
+            match hand_over(inner.clone()).await {
+                Err(why) if why != OVERLOADED => inner.failed(why),
+                _ => {
+                    inner.health.set(healthy);
                 }
             }
         }
-        Ok(())
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            let _ = rt.spawn(handing).await;
+        }
+        Err(_) => handing.await,
     }
+}
 
+/// Hands Redis the share's departures, one `add` per bucket and window
+/// (per [`ADDS_PER_CALL`] departure times) of those that still count in it,
+/// each as of its own departure. Not only after an outage: a request decided
+/// from the share because too many calls were in flight is recorded while
+/// Redis stays connected, and must be counted there too.
+///
+/// The first call that fails ends it, and what Redis did not take goes back
+/// to the record for its next answer: the failing bucket's departures (its
+/// windows already told count them again: more, never fewer) and those of the
+/// buckets after it. So do they if the hand-over's task is dropped.
+async fn hand_over(inner: Arc<Inner>) -> Result<(), &'static str> {
+    let record = inner.fallen().take();
+    let mut untold = Untold {
+        buckets: record.into(),
+        inner,
+    };
+    let now = Instant::now();
+    while let Some(told) = untold.buckets.front() {
+        let bucket = &told.bucket;
+        for (w, win) in bucket.windows.iter().enumerate() {
+            for departures in told.adds(win.length, now).chunks(ADDS_PER_CALL) {
+                untold
+                    .inner
+                    .call(
+                        &Op::Add(w, departures.to_vec()),
+                        &untold.inner.ticket(),
+                        std::slice::from_ref(bucket),
+                        &[0],
+                        1,
+                        None,
+                    )
+                    .await?;
+            }
+        }
+        untold.buckets.pop_front();
+    }
+    Ok(())
+}
+
+/// The buckets a hand-over has yet to tell Redis of. However the hand-over
+/// ends, they go back to the record for the next one, and the next one may
+/// start.
+struct Untold {
+    inner: Arc<Inner>,
+    buckets: VecDeque<BucketDepartures>,
+}
+
+impl Drop for Untold {
+    fn drop(&mut self) {
+        self.inner.fallen().put_back(self.buckets.drain(..));
+        self.inner.handing_over.store(false, Ordering::Release);
+    }
+}
+
+impl Inner {
     /// The fault policy's answer.
     fn fallback(
         &self,
@@ -570,7 +623,7 @@ async fn decide(
             return inner.fallback(&buckets, cost, max_wait, why);
         }
     };
-    inner.answered(started.elapsed()).await;
+    answered(&inner, started.elapsed()).await;
     inner.health.decisions.fetch_add(1, Ordering::Relaxed);
     let label = |i: &str| {
         i.parse::<usize>()

@@ -64,6 +64,11 @@ impl ShareRecord {
         }));
     }
 
+    /// Whether there is nothing to hand over.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.departures.is_empty()
+    }
+
     /// All of it, by bucket, for a hand-over; the record is left empty.
     pub(crate) fn take(&mut self) -> Vec<BucketDepartures> {
         self.kept = 0;
