@@ -49,26 +49,6 @@ fn sliding(s: &RedisStore, name: &str, limit: u32, length: Duration) -> Vec<Shar
     )]
 }
 
-/// Keeps `server` busy (a script on a connection of its own) for `ms`.
-async fn busy_for(server: &RedisServer, ms: u64) -> tokio::task::JoinHandle<Option<i64>> {
-    let mut other = server.connection().await;
-    let script = format!(
-        "local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; \
-         repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > {}; return 1",
-        ms * 1_000
-    );
-    let busy = tokio::spawn(async move {
-        redis::cmd("EVAL")
-            .arg(script)
-            .arg(0)
-            .query_async::<i64>(&mut other)
-            .await
-            .ok()
-    });
-    tokio::time::sleep(Duration::from_millis(3)).await;
-    busy
-}
-
 /// The share admitted a unit and reserved the next one a window ahead while
 /// its one call allowed in flight waited for a busy Redis. The hand-over
 /// added both at Redis's time, capped together at the limit of 1: one unit,
@@ -82,7 +62,7 @@ async fn a_reservation_ahead_at_the_hand_over_is_counted_from_its_departure() {
     let s = store(&server, whole_share(), 1);
     let window = Duration::from_millis(300);
     let one = sliding(&s, "GET /ahead", 1, window);
-    let busy = busy_for(&server, 40).await;
+    let busy = server.busy_for(40).await;
     let probe = {
         let (s, probe) = (s.clone(), sliding(&s, "GET /probe", 100, window));
         tokio::spawn(async move { s.acquire(probe, 1, Some(Duration::ZERO)).await.is_ok() })

@@ -711,8 +711,10 @@ async fn score_bounds_are_exact_to_the_microsecond() {
     };
     let b = [bucket(&s, "GET /exact", &[fixed])];
     admit_now(&s, &b, 1).await;
-    // The window start the bucket keeps, moved a second earlier (so that
-    // every call keeps it) to a time that 14 digits round down: ...37 us.
+    // The window start the bucket keeps, moved 20 minutes earlier to a time
+    // that 14 digits round down: ...37 us. (The call also decides in the
+    // start it sees itself, whose boundary then falls between the first
+    // unit and the end of the kept start's window: room in both of its.)
     let meta = format!("t:route:{}:m", b[0].id);
     let seen: Option<u64> = redis::cmd("HGET")
         .arg(&meta)
@@ -720,7 +722,8 @@ async fn score_bounds_are_exact_to_the_microsecond() {
         .query_async(&mut con)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let start = seen.unwrap_or_else(|| panic!("no window start kept")) / 100 * 100 - 1_000_000 + 37;
+    let start =
+        seen.unwrap_or_else(|| panic!("no window start kept")) / 100 * 100 - 1_200_000_000 + 37;
     let _: i64 = redis::cmd("HSET")
         .arg(&meta)
         .arg("anchor:0")

@@ -16,9 +16,9 @@
 --   flag (0: charge, 1: holds the ticket, 2: deferred; plus 10 for the
 --   request's own account or API-key bucket, always reserved in), window count,
 --   then per window: limit, length in microseconds, phase (-1: sliding; for a
---   fixed window, how far into its current window the client's clock is, so
---   that its window starts at now - phase on Redis's clock, or at the start
---   the bucket keeps if that is a little earlier: see agreed_start), margin in
+--   fixed window, how far into its current window the client's clock is: the
+--   call sees its window start at now - phase on Redis's clock, and decides
+--   in that start and the one the bucket keeps: see agreed_start), margin in
 --   microseconds (the part of the length that is the client's safety margin:
 --   a fixed window's boundaries are every length - margin, the server's, and
 --   it also counts what left up to margin before its start)
@@ -56,26 +56,112 @@ local max_wait = tonumber(ARGV[4])
 local slack_ms = tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
 
--- Where fixed window `w` of `bucket` starts, on Redis's clock, for a call
--- that saw a start at `seen` (now - phase). `seen` is later than the true
--- start by this call's delay in reaching Redis, so calls delayed differently
--- would place the start differently, and one that saw it later would no
--- longer count a waiter reserved at the start another call saw. The bucket's
--- meta keeps one start per window (anchor:<w>, `kept`): a start seen up to a
--- quarter window after it is that start, seen late; one seen earlier is
--- nearer the true start and replaces it (an earlier start only counts more in
--- the current window); one farther off is a new anchor, and replaces it too.
--- (A call that reaches Redis more than three quarters of a window late looks
--- like an earlier start: it moves the start less than a quarter window early.)
-local function agreed_start(bucket, w, seen, period, kept)
-  if kept then
-    local after = math.fmod(seen - kept, period)
-    if after < 0 then after = after + period end
-    if after <= math.floor(period / 4) then return seen - after end
+-- Whether this call's starts may move the kept ones (see agreed_start).
+local observes = op ~= 'depart' and op ~= 'release'
+
+-- Where fixed window `w` of `bucket` starts on Redis's clock. A call sees its
+-- start at `seen` (now - phase): later than the server's start by the call's
+-- delay in reaching Redis, since the phase is measured before the call (a
+-- delay only ever makes a start look later). Calls delayed differently would
+-- place the start differently, and one that placed it later would no longer
+-- count a waiter reserved at the start another call saw. So the bucket's meta
+-- keeps one start per window (anchor:<w>), its best estimate of the server's,
+-- and what holds is:
+-- * A start seen earlier than the kept one (by less than a quarter period) is
+--   nearer the server's: it is kept at once. That counts more in the current
+--   window (what left in its first part still counts) and opens the next
+--   window as much earlier, which is right when the server's start is that
+--   early. A call that reaches Redis more than three quarters of a period
+--   late (one its client gave up on, or any call when the store's timeout is
+--   longer than that) looks like such a start: it moves the start less than a
+--   quarter period early.
+-- * A start seen later only moves the kept one once every call for a whole
+--   period, from the first that saw it later, has seen it later, and then by
+--   the least of them (low:<w>, low_since:<w>). A delay alone never moves it
+--   later unless every call for a period was delayed more than the call that
+--   set it, and then by no more than the least of those extra delays. A
+--   genuine later move of the server's boundary is followed at the first call
+--   a period after the first that saw it, unless a call meanwhile saw the
+--   kept start or an earlier one (a process not yet told of the move holds
+--   the kept start where it is).
+-- * Meanwhile every call also decides in the start it saw itself (win.own): a
+--   unit goes only where the windows of both starts have room. A call that
+--   sees a moved boundary keeps to it at once, and one delayed past the kept
+--   start never takes room that the kept start's window lacks.
+-- * A start moved later keeps counting what the earlier one counted: until a
+--   period after the furthest departure held then, the window also counts
+--   what left up to the move before its start (hold_from:<w>, the earliest
+--   start still honoured, and hold_until:<w>; see `widening`), so a unit
+--   reserved at an earlier start's boundary still counts in the window it was
+--   reserved in, and a waiter whose window has moved decides again when it
+--   leaves (`held_fits`).
+-- A waiter's departure or release carries the start its request saw when it
+-- asked, from before a move maybe: it decides in that start too, but moves
+-- no kept start. Every start is kept near the first one seen (moved by
+-- differences, never replaced by a `seen` whole periods away), so that they
+-- can be compared.
+local function agreed_start(bucket, w, win, seen, meta)
+  local period = win.period
+  local kept, low, since = meta.kept, meta.low, meta.low_since
+  win.hold_from, win.hold_until = meta.hold_from, meta.hold_until or 0
+  local m = bucket.meta
+  if not kept then
+    if observes then
+      redis.call('HSET', m, 'anchor:' .. w, seen)
+      bucket.anchored = true
+    end
+    return seen, nil
   end
-  redis.call('HSET', bucket.meta, 'anchor:' .. w, seen)
+  local after = math.fmod(seen - kept, period)
+  if after < 0 then after = after + period end
+  local earlier = after > period - math.floor(period / 4)
+  if not observes then
+    if after == 0 then return kept, nil end
+    if earlier then return kept, kept - (period - after) end
+    return kept, kept + after
+  end
+  if earlier then
+    kept = kept - (period - after)
+    redis.call('HSET', m, 'anchor:' .. w, kept)
+    redis.call('HDEL', m, 'low:' .. w, 'low_since:' .. w)
+    bucket.anchored = true
+    return kept, nil
+  end
+  if after == 0 then
+    if low then
+      redis.call('HDEL', m, 'low:' .. w, 'low_since:' .. w)
+      bucket.anchored = true
+    end
+    return kept, nil
+  end
+  if not low or after < low then low = after end
+  since = since or now
+  if now - since < period then
+    if low ~= meta.low or since ~= meta.low_since then
+      redis.call('HSET', m, 'low:' .. w, low, 'low_since:' .. w, since)
+      bucket.anchored = true
+    end
+    return kept, kept + after
+  end
+  -- Seen later by `low` at least for a period: it moved.
+  local furthest = now
+  local last = redis.call('ZRANGE', win.key, -1, -1, 'WITHSCORES')
+  if last[2] then furthest = math.max(furthest, tonumber(last[2])) end
+  local from = kept
+  if win.hold_from and win.hold_until > now then from = math.min(from, win.hold_from) end
+  kept = kept + low
+  win.hold_from = from
+  win.hold_until = math.max(win.hold_until, furthest + (kept - from) + period)
+  redis.call('HSET', m, 'anchor:' .. w, kept, 'hold_from:' .. w, from,
+    'hold_until:' .. w, win.hold_until)
+  redis.call('HDEL', m, 'low:' .. w, 'low_since:' .. w)
+  -- This call saw it later still: the next candidate starts with it.
+  if after > low then
+    redis.call('HSET', m, 'low:' .. w, after - low, 'low_since:' .. w, now)
+  end
   bucket.anchored = true
-  return seen
+  if after > low then return kept, kept + after - low end
+  return kept, nil
 end
 
 local buckets = {}
@@ -95,15 +181,23 @@ for b = 1, n do
       anchor = tonumber(ARGV[a + 2]),
       margin = tonumber(ARGV[a + 3]),
     }
-    local meta = redis.call('HMGET', bucket.meta, 'limit:' .. (w - 1), 'late:' .. (w - 1),
-      'late_until:' .. (w - 1), 'anchor:' .. (w - 1))
+    local i = w - 1
+    local meta = redis.call('HMGET', bucket.meta, 'limit:' .. i, 'late:' .. i,
+      'late_until:' .. i, 'anchor:' .. i, 'low:' .. i, 'low_since:' .. i,
+      'hold_from:' .. i, 'hold_until:' .. i)
     if meta[1] then win.limit = tonumber(meta[1]) end
     win.late = tonumber(meta[2] or '0')
     win.late_until = tonumber(meta[3] or '0')
     win.period = win.len
     if win.anchor >= 0 then
       win.period = math.max(1, win.len - win.margin)
-      win.anchor = agreed_start(bucket, w - 1, now - win.anchor, win.period, tonumber(meta[4]))
+      win.anchor, win.own = agreed_start(bucket, i, win, now - win.anchor, {
+        kept = tonumber(meta[4]),
+        low = tonumber(meta[5]),
+        low_since = tonumber(meta[6]),
+        hold_from = tonumber(meta[7]),
+        hold_until = tonumber(meta[8]),
+      })
     end
     if win.len > bucket.longest then bucket.longest = win.len end
     bucket.windows[w] = win
@@ -145,13 +239,18 @@ local function before(at)
   return '(' .. string.format('%.0f', at)
 end
 
--- How much longer a window holds its units for a departure at `d`, after a
--- slow response ("late"): a sliding window counts each unit that much
--- longer, a fixed one counts a unit that left up to margin + late before its
--- start.
-local function late_at(win, d)
-  if d < win.late_until then return win.late end
-  return 0
+-- How much longer a window holds its units for a departure at `d`: after a
+-- slow response ("late"), a sliding window counts each unit that much longer
+-- and a fixed one counts a unit that left up to margin + late before its
+-- start; after its kept start moved later (see agreed_start), a fixed window
+-- also counts what left up to the move before its start.
+local function widening(win, d)
+  local w = 0
+  if d < win.late_until then w = win.late end
+  if win.anchor >= 0 and win.hold_from and d < win.hold_until then
+    w = w + math.max(0, win.anchor - win.hold_from)
+  end
+  return w
 end
 
 -- The earliest departure at or after now at which `units` fit in `win`, never
@@ -159,11 +258,11 @@ end
 local function earliest(win, units)
   if win.anchor < 0 then
     -- A widened window still counts what left up to `late` before its start.
-    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len - late_at(win, now))
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', now - win.len - widening(win, now))
   else
-    -- Kept a window longer than it counts: a start that moved later (a new
-    -- anchor) must not delete what the previous start still counts.
-    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', before(start_of(win, now) - win.period - win.margin - late_at(win, now)))
+    -- Kept a window longer than it counts: the start a call saw itself, up
+    -- to three quarters of a period after the kept one, still counts it.
+    redis.call('ZREMRANGEBYSCORE', win.key, '-inf', before(start_of(win, now) - win.period - win.margin - widening(win, now)))
   end
   local m = redis.call('ZCARD', win.key)
   local d = now
@@ -175,15 +274,24 @@ local function earliest(win, units)
     -- Units at s count at d while s > d - len.
     if m + units > win.limit then
       local s = redis.call('ZRANGE', win.key, m - win.limit + units - 1, m - win.limit + units - 1, 'WITHSCORES')
-      d = math.max(d, tonumber(s[2]) + win.len + late_at(win, d))
+      d = math.max(d, tonumber(s[2]) + win.len + widening(win, d))
     end
     return d
   end
+  -- In the kept start's windows and, if the call saw another, in its own.
+  local starts = { win.anchor, win.own }
   for _ = 1, 10000 do
-    local s = start_of(win, d)
-    local c = redis.call('ZCOUNT', win.key, s - win.margin - late_at(win, d), before(s + win.period))
-    if c + units <= win.limit then return d end
-    d = s + win.period
+    local fits = true
+    for _, start in ipairs(starts) do
+      local s = start + math.floor((d - start) / win.period) * win.period
+      local c = redis.call('ZCOUNT', win.key, s - win.margin - widening(win, d), before(s + win.period))
+      if c + units > win.limit then
+        d = s + win.period
+        fits = false
+        break
+      end
+    end
+    if fits then return d end
   end
   return d
 end
@@ -195,7 +303,7 @@ local function counts()
   for b, bucket in ipairs(buckets) do
     local per = {}
     for w, win in ipairs(bucket.windows) do
-      local late = late_at(win, now)
+      local late = widening(win, now)
       local from
       if win.anchor < 0 then
         from = before(now - win.len - late)
@@ -290,11 +398,14 @@ local function decide(which)
 end
 
 -- Whether the ticket's units, held in `bucket` since it was reserved, may
--- still leave now: a slow response since then may have widened a window.
+-- still leave now: a slow response since then may have widened a window, and
+-- a fixed window's kept start may have moved (see agreed_start), so that the
+-- window it leaves in also holds units from before the boundary it was
+-- reserved at.
 local function held_fits(bucket)
   for _, win in ipairs(bucket.windows) do
-    local late = late_at(win, now)
-    if late > 0 then
+    local late = widening(win, now)
+    if late > 0 or win.anchor >= 0 then
       -- The unit `limit - cost + 1` places before the ticket's first must no
       -- longer count (ranks are relative: expired members below shift both).
       local r = redis.call('ZRANK', win.key, id .. ':1')

@@ -7,6 +7,20 @@
 //! departures (scores in microseconds on the Redis clock); keys expire when the
 //! bucket has been idle for its longest window.
 //!
+//! A fixed window is sent as how far into its window this process's clock is
+//! (its phase), so each call sees the window start on Redis's clock later
+//! than the server's by the call's delay in reaching Redis, never earlier.
+//! The bucket keeps one start per window, and `decide.lua` (`agreed_start`)
+//! says exactly what holds; in short: a start seen earlier is kept at once
+//! (it counts more in the current window and opens the next one as much
+//! earlier: right when the server's start is that early); a start seen later
+//! moves the kept one only once every call for a whole period has seen it
+//! later, and then by the least of them, so that a delayed call never moves
+//! it and a genuine move of the server's boundary is followed within about a
+//! period; meanwhile each call also keeps to the start it saw itself, and a
+//! start moved later goes on counting, for a period past the furthest
+//! departure then held, what the earlier start counted.
+//!
 //! When Redis is unreachable, slow (past the timeout), or has more calls in
 //! flight than allowed, the [`FaultPolicy`] applies: refuse with
 //! [`Refusal::StoreUnavailable`], or decide from this process's share of each

@@ -140,6 +140,28 @@ impl RedisServer {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     }
+
+    /// Keeps the server busy for `ms` with a script on a connection of its
+    /// own (every other client's call waits), from 3 ms after this returns
+    /// at the latest; the task's answer is `Some(1)` once it is done.
+    pub async fn busy_for(&self, ms: u64) -> tokio::task::JoinHandle<Option<i64>> {
+        let mut other = self.connection().await;
+        let script = format!(
+            "local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; \
+             repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > {}; return 1",
+            ms * 1_000
+        );
+        let busy = tokio::spawn(async move {
+            redis::cmd("EVAL")
+                .arg(script)
+                .arg(0)
+                .query_async::<i64>(&mut other)
+                .await
+                .ok()
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        busy
+    }
 }
 
 impl Drop for RedisServer {

@@ -1,0 +1,218 @@
+//! Where a fixed window starts on Redis's clock, against a real
+//! `redis-server` of its own (see `tests/redis_server/mod.rs` for the skip
+//! rule): calls delayed in reaching Redis never move it later, and a genuine
+//! move of the server's boundary is followed.
+#![cfg(feature = "redis")]
+
+mod redis_server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use redis_server::RedisServer;
+use tower_quota::ledger::Refusal;
+use tower_quota::store::{
+    RedisStore, Reserved, SharedBucket, SharedStore, SharedWindow, StoreGrant,
+};
+
+fn store(server: &RedisServer) -> Arc<RedisStore> {
+    RedisStore::builder(server.url())
+        .prefix("fixed")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Bucket `id`'s fixed window of `limit` per `length` (`margin` of it the
+/// limiter's), one of whose windows started at `anchor`.
+fn fixed(
+    id: &Arc<str>,
+    limit: u32,
+    length: Duration,
+    margin: Duration,
+    anchor: SystemTime,
+) -> Vec<SharedBucket> {
+    vec![SharedBucket::new(
+        "route",
+        id.clone(),
+        [SharedWindow {
+            limit,
+            length,
+            anchor: Some(anchor),
+            margin,
+        }],
+    )]
+}
+
+/// The reservation a store granted, or a panic saying what came instead.
+fn reserved(grant: Result<StoreGrant, Refusal>) -> Box<dyn Reserved> {
+    match grant {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+/// The start bucket `id` keeps for its window 0, in microseconds on Redis's
+/// clock.
+async fn kept_start(server: &RedisServer, id: &str) -> i64 {
+    let start: Option<i64> = redis::cmd("HGET")
+        .arg(format!("fixed:route:{id}:m"))
+        .arg("anchor:0")
+        .query_async(&mut server.connection().await)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    start.unwrap_or_else(|| panic!("no start kept for {id}"))
+}
+
+/// The server's hour moved 10 minutes later, less than a quarter window: a
+/// start seen that much later counted as the kept start seen late, so the
+/// hour that holds 3 of 3 was taken to end in 0.8 s, and 3 more went into
+/// the server's hour. A call that sees the moved hour keeps to it at once.
+#[tokio::test]
+async fn a_call_that_sees_a_boundary_moved_a_little_later_keeps_to_it() {
+    let Some(server) = RedisServer::start("redis fixed start: moved a little later") else {
+        return;
+    };
+    let s = store(&server);
+    let id = s.bucket_id("route", b"GET /moved-later");
+    let hour = Duration::from_secs(3_600);
+    let ending_in = |d: Duration| fixed(&id, 3, hour, Duration::ZERO, SystemTime::now() + d);
+    for _ in 0..3 {
+        let g = s
+            .acquire(
+                ending_in(Duration::from_millis(800)),
+                1,
+                Some(Duration::ZERO),
+            )
+            .await;
+        assert!(matches!(g, Ok(StoreGrant::Now)), "{g:?}");
+    }
+    let later = ending_in(Duration::from_secs(600) + Duration::from_millis(800));
+    let w = reserved(s.acquire(later, 1, None).await).wait();
+    assert!(
+        w > Duration::from_secs(590),
+        "waits only {w:?}: 3 more would go into the server's hour of 3"
+    );
+}
+
+/// A call that reached Redis 150 ms late (of a 380 ms period, within the
+/// store's timeout of 500 ms) set a new, later start: the waiter reserved
+/// at the start no longer counted, and a second unit went into a fixed
+/// window of one. The kept start does not move for a delay.
+#[tokio::test]
+async fn a_call_delayed_past_a_quarter_window_still_counts_the_waiter() {
+    let Some(server) = RedisServer::start("redis fixed start: delayed call") else {
+        return;
+    };
+    let s = store(&server);
+    let id = s.bucket_id("route", b"GET /delayed");
+    let b = fixed(
+        &id,
+        1,
+        Duration::from_millis(400),
+        Duration::from_millis(20),
+        SystemTime::now() - Duration::from_millis(300),
+    );
+    let g = s.acquire(b.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(g, Ok(StoreGrant::Now)), "{g:?}");
+    let held = reserved(s.acquire(b.clone(), 1, None).await);
+    tokio::time::sleep(held.wait() + Duration::from_millis(10)).await;
+    assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
+    let start = kept_start(&server, &id).await;
+    let busy = server.busy_for(150).await;
+    let second = s.acquire(b.clone(), 1, Some(Duration::ZERO)).await;
+    assert_eq!(
+        busy.await.ok().flatten(),
+        Some(1),
+        "Redis was not kept busy"
+    );
+    assert!(
+        matches!(second, Err(Refusal::WouldWait { .. })),
+        "{second:?}: a second unit in the fixed window of one the waiter left in"
+    );
+    assert_eq!(
+        kept_start(&server, &id).await,
+        start,
+        "a delay moved the start"
+    );
+}
+
+/// The server's boundary moved 40 ms later (a period of 200 ms): less than
+/// a quarter window, so the kept start never followed it. The kept
+/// start follows once every call for a period has seen it later, and keeps
+/// counting what the earlier start counted: a unit reserved at the earlier
+/// start's boundary, which the moved start places in the window before,
+/// still fills the window until the earlier start's window ends. A start
+/// seen earlier is kept at once.
+#[tokio::test]
+async fn a_moved_boundary_is_followed_within_a_period_and_loses_nothing() {
+    let Some(server) = RedisServer::start("redis fixed start: followed") else {
+        return;
+    };
+    let s = store(&server);
+    let id = s.bucket_id("route", b"GET /followed");
+    let (length, ms) = (Duration::from_millis(200), Duration::from_millis);
+    let anchor = SystemTime::now() - ms(100);
+    let old = fixed(&id, 1, length, Duration::ZERO, anchor);
+    let t0 = Instant::now();
+    let g = s.acquire(old.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(g, Ok(StoreGrant::Now)), "{g:?}");
+    // Reserved at the next boundary, 100 ms from now; held to the end.
+    let held = reserved(s.acquire(old.clone(), 1, None).await);
+    let start = kept_start(&server, &id).await;
+    let moved = fixed(&id, 1, length, Duration::ZERO, anchor + ms(40));
+    // Until the earlier start's window that holds the reservation ends.
+    while t0.elapsed() < ms(290) {
+        let g = s.acquire(moved.clone(), 1, Some(Duration::ZERO)).await;
+        assert!(
+            matches!(g, Err(Refusal::WouldWait { .. })),
+            "{g:?} at {:?}: a second unit with the reservation's",
+            t0.elapsed()
+        );
+        tokio::time::sleep(ms(20)).await;
+    }
+    // One more that sees it moved, in case a slow machine made no call in
+    // the last stretch of that.
+    let _ = s.acquire(moved, 1, Some(Duration::ZERO)).await;
+    let followed = kept_start(&server, &id).await - start;
+    assert!(
+        (35_000..46_000).contains(&followed),
+        "the start moved {followed} us, not 40 ms, in a period and a half"
+    );
+    drop(held);
+    let earlier = fixed(&id, 1, length, Duration::ZERO, anchor + ms(20));
+    let _ = s.acquire(earlier, 1, Some(Duration::ZERO)).await;
+    let now_earlier = kept_start(&server, &id).await - start;
+    assert!(
+        (15_000..26_000).contains(&now_earlier),
+        "a start seen 20 ms earlier moved it to {now_earlier} us"
+    );
+}
+
+/// A waiter reserved at a boundary of the kept start, which then moves 30
+/// ms earlier (a call saw it so): the window the waiter leaves in now also
+/// holds the unit sent 20 ms before that boundary. At its departure it
+/// decides again instead of leaving as the window's second unit.
+#[tokio::test]
+async fn a_waiter_whose_window_an_earlier_start_fills_decides_again() {
+    let Some(server) = RedisServer::start("redis fixed start: earlier start") else {
+        return;
+    };
+    let s = store(&server);
+    let id = s.bucket_id("route", b"GET /earlier");
+    let (length, ms) = (Duration::from_millis(200), Duration::from_millis);
+    let anchor = SystemTime::now() - ms(180);
+    let b = fixed(&id, 1, length, Duration::ZERO, anchor);
+    let g = s.acquire(b.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(g, Ok(StoreGrant::Now)), "{g:?}");
+    let held = reserved(s.acquire(b.clone(), 1, None).await);
+    assert!(held.wait() <= ms(20), "{:?}", held.wait());
+    let earlier = fixed(&id, 1, length, Duration::ZERO, anchor - ms(30));
+    let _ = s.acquire(earlier, 1, Some(Duration::ZERO)).await;
+    tokio::time::sleep(held.wait()).await;
+    let again = held.depart().await;
+    assert!(
+        matches!(&again, Ok(StoreGrant::Later(r)) if r.wait() > ms(100)),
+        "{again:?}: left in the window that the earlier start gives the first unit too"
+    );
+}
