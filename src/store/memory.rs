@@ -14,7 +14,8 @@ use crate::ledger::{acquire, Bucket, Grant, InFlight, MaxWait, Refusal, Reservat
 use crate::quota::{Limits, Quota};
 use crate::store::health::HealthCell;
 use crate::store::{
-    Correction, Reserved, SharedBucket, SharedStore, StoreFuture, StoreGrant, StoreStatus,
+    with_waited, Correction, Reserved, SharedBucket, SharedStore, StoreFuture, StoreGrant,
+    StoreStatus,
 };
 
 type Map = papaya::HashMap<Arc<str>, Arc<Bucket>, foldhash::fast::RandomState>;
@@ -159,20 +160,41 @@ impl MemoryStore {
         cost: u32,
         max_wait: Option<Duration>,
     ) -> Result<StoreGrant, Refusal> {
+        self.decide_after(buckets, cost, max_wait, Duration::ZERO)
+    }
+
+    /// Decides at once for a request that has `waited` already (it decides
+    /// again at its departure), with `max_wait` what is left of its longest
+    /// wait: a refusal tells the whole wait, and a reservation is held to
+    /// the deadline at its departure.
+    pub(crate) fn decide_after(
+        &self,
+        buckets: &[SharedBucket],
+        cost: u32,
+        max_wait: Option<Duration>,
+        waited: Duration,
+    ) -> Result<StoreGrant, Refusal> {
         let local = self.buckets_of(buckets)?;
         self.catch_up(buckets, &local);
         let now = self.clock.now();
+        let deadline = max_wait.map(|w| now + w);
         let max_wait = max_wait.map_or(MaxWait::Forever, MaxWait::Up);
         self.health
             .decisions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let local: Vec<&Arc<Bucket>> = local.iter().map(InFlight::bucket).collect();
-        Ok(match acquire(&local, cost, now, max_wait)? {
+        let grant = acquire(&local, cost, now, max_wait).map_err(|r| with_waited(r, waited))?;
+        Ok(match grant {
             Grant::Now => StoreGrant::Now,
             Grant::Later(reservation) => StoreGrant::Later(Box::new(MemoryReserved {
                 wait: reservation.departure().saturating_since(now),
                 reservation,
                 clock: self.clock.clone(),
+                asked: now - waited,
+                deadline,
+                label: buckets
+                    .first()
+                    .map_or_else(|| Arc::from("(no bucket)"), |b| b.label.clone()),
             })),
         })
     }
@@ -243,6 +265,14 @@ struct MemoryReserved {
     wait: Duration,
     /// The store's clock (the reservation's timeline).
     clock: TokioClock,
+    /// When the request asked: a refusal tells the whole wait from then.
+    asked: Nanos,
+    /// The latest it may leave, by the longest wait it asked with (`None`:
+    /// any wait): a slow response that widens the reservation past it must
+    /// not make the request wait longer than its caller allows.
+    deadline: Option<Nanos>,
+    /// The bucket a refusal names (the request's first).
+    label: Arc<str>,
 }
 
 impl Reserved for MemoryReserved {
@@ -252,8 +282,16 @@ impl Reserved for MemoryReserved {
 
     fn depart(self: Box<Self>) -> StoreFuture {
         // A slow response since the reservation was made may ask it to leave
-        // later (the local engine's rule, as in the layer).
+        // later (the local engine's rule, as in the layer), but never past
+        // the deadline: refused (the reservation dropped gives its room
+        // back), with the whole wait.
         let later = self.reservation.widened_departure();
+        if self.deadline.is_some_and(|deadline| later > deadline) {
+            return Box::pin(std::future::ready(Err(Refusal::WouldWait {
+                bucket: self.label.clone(),
+                wait: later.saturating_since(self.asked),
+            })));
+        }
         let wait = later.saturating_since(self.clock.now());
         Box::pin(async move {
             if !wait.is_zero() {
@@ -516,5 +554,59 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         let admitted = now_or_never(&b);
         assert!(matches!(admitted, Ok(StoreGrant::Now)), "{admitted:?}");
+    }
+
+    /// A reservation within the longest wait that a slow response then
+    /// widened past it: the store slept to the widened departure without
+    /// looking at the cap, and the request left 1.9 s after it asked under
+    /// a cap of 1.5 s. It is refused at its departure, with the whole wait.
+    #[tokio::test(start_paused = true)]
+    async fn a_reservation_widened_past_the_longest_wait_is_refused() {
+        let store = MemoryStore::new();
+        let one = SharedBucket::new(
+            "route",
+            store.bucket_id("route", b"GET /one"),
+            [SharedWindow {
+                limit: 1,
+                length: Duration::from_secs(1),
+                anchor: None,
+                margin: Duration::ZERO,
+            }],
+        );
+        let ask = |max_wait| store.acquire(vec![one.clone()], 1, max_wait);
+        assert!(matches!(ask(None).await, Ok(StoreGrant::Now)));
+        tokio::time::advance(Duration::from_millis(5)).await;
+        let asked = tokio::time::Instant::now();
+        let held = match ask(Some(Duration::from_millis(1_500))).await {
+            Ok(StoreGrant::Later(r)) => r,
+            other => panic!("expected a reservation, got {other:?}"),
+        };
+        // The unit sent first was answered 0.9 s late: the window holds it
+        // until 1.9 s.
+        store.correct(
+            &one,
+            Correction::Late {
+                window: 0,
+                late: Duration::from_millis(900),
+            },
+        );
+        tokio::time::sleep(held.wait()).await;
+        let left = held.depart().await;
+        match left {
+            Err(Refusal::WouldWait { wait, .. }) => {
+                assert!(wait > Duration::from_millis(1_500), "{wait:?}");
+            }
+            other => panic!(
+                "{other:?} {:?} after it asked, under a cap of 1.5 s",
+                asked.elapsed()
+            ),
+        }
+        // Refused, it holds nothing: the next one leaves at 1.9 s (not a
+        // window after it).
+        let next = ask(None).await;
+        assert!(
+            matches!(&next, Ok(StoreGrant::Later(r)) if r.wait() < Duration::from_secs(1)),
+            "{next:?}"
+        );
     }
 }

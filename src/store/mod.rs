@@ -68,8 +68,25 @@ pub trait Reserved: Send + Sync {
     fn wait(&self) -> Duration;
 
     /// The departure has come: takes what was deferred to it, or decides again
-    /// (another bucket filled up meanwhile, or a 429 blocked one).
+    /// (another bucket filled up meanwhile, or a 429 blocked one) within what
+    /// is left of the longest wait the request asked with. A departure that
+    /// would pass that deadline (a slow response widened a window, or the
+    /// new decision is later) is refused with [`Refusal::WouldWait`], which
+    /// tells the whole wait, from when the request asked.
     fn depart(self: Box<Self>) -> StoreFuture;
+}
+
+/// `refusal` for a request that has `waited` already (a departure decided
+/// again): a [`Refusal::WouldWait`] tells the whole wait, from when the
+/// request asked.
+pub(crate) fn with_waited(refusal: Refusal, waited: Duration) -> Refusal {
+    match refusal {
+        Refusal::WouldWait { bucket, wait } => Refusal::WouldWait {
+            bucket,
+            wait: wait.saturating_add(waited),
+        },
+        other => other,
+    }
 }
 
 /// A correction from a response, for a store to share with every process.
@@ -115,7 +132,9 @@ pub enum Correction {
 pub trait SharedStore: Send + Sync + std::fmt::Debug + 'static {
     /// Admits `cost` units into every one of `buckets` now, or reserves the
     /// earliest departure at which every window of every bucket has room, if it
-    /// is within `max_wait` (`None`: any wait).
+    /// is within `max_wait` (`None`: any wait). The request is held to
+    /// `max_wait` from now for the whole of its wait, through
+    /// [`Reserved::depart`] too.
     fn acquire(
         &self,
         buckets: Vec<SharedBucket>,

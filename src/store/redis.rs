@@ -528,7 +528,7 @@ impl Inner {
         &self,
         buckets: &[SharedBucket],
         cost: u32,
-        max_wait: Option<Duration>,
+        longest: LongestWait,
         why: &'static str,
     ) -> Result<StoreGrant, Refusal> {
         let unavailable = |reason: Arc<str>| Refusal::StoreUnavailable {
@@ -547,7 +547,9 @@ impl Inner {
                          to each of {processes} processes sharing it"
                     ))));
                 }
-                let grant = self.share.decide(buckets, cost, max_wait)?;
+                let grant =
+                    self.share
+                        .decide_after(buckets, cost, longest.left(), longest.waited())?;
                 let leaves = match &grant {
                     StoreGrant::Now => Duration::ZERO,
                     StoreGrant::Later(r) => r.wait(),
@@ -604,6 +606,39 @@ fn room_for_correction(available: usize, max: usize) -> bool {
     available.saturating_mul(2) >= max
 }
 
+/// How long a request may wait in all: from when it asked the store, until
+/// its deadline (`None`: any wait). Kept with a reservation, so that a
+/// departure that decides again (a slow response widened a window, another
+/// bucket filled up) is held to what is left, not given the whole wait again.
+#[derive(Clone, Copy, Debug)]
+struct LongestWait {
+    asked: Instant,
+    deadline: Option<Instant>,
+}
+
+impl LongestWait {
+    /// Asked now, to leave within `max_wait`.
+    fn from_now(max_wait: Option<Duration>) -> LongestWait {
+        let asked = Instant::now();
+        LongestWait {
+            asked,
+            // Past what an `Instant` holds: any wait.
+            deadline: max_wait.and_then(|w| asked.checked_add(w)),
+        }
+    }
+
+    /// What is left of it now.
+    fn left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// How long the request has waited so far.
+    fn waited(&self) -> Duration {
+        self.asked.elapsed()
+    }
+}
+
 /// Decides in Redis, or by the fault policy.
 async fn decide(
     inner: Arc<Inner>,
@@ -612,18 +647,20 @@ async fn decide(
     buckets: Vec<SharedBucket>,
     flags: Vec<u8>,
     cost: u32,
-    max_wait: Option<Duration>,
+    longest: LongestWait,
 ) -> Result<StoreGrant, Refusal> {
     if inner.is_down() {
-        return inner.fallback(&buckets, cost, max_wait, "Redis is away (retrying soon)");
+        return inner.fallback(&buckets, cost, longest, "Redis is away (retrying soon)");
     }
     let started = Instant::now();
-    let reply = inner.call(&op, &id, &buckets, &flags, cost, max_wait).await;
+    let reply = inner
+        .call(&op, &id, &buckets, &flags, cost, longest.left())
+        .await;
     let (code, n, s) = match reply {
         Ok(r) => r,
         // Too many calls of ours in flight: this request gets the fault
         // policy, but Redis is not away.
-        Err(OVERLOADED) => return inner.fallback(&buckets, cost, max_wait, OVERLOADED),
+        Err(OVERLOADED) => return inner.fallback(&buckets, cost, longest, OVERLOADED),
         Err(why) => {
             inner.failed(why);
             // The call may have reserved before it failed: give it back.
@@ -634,7 +671,7 @@ async fn decide(
                 vec![1; buckets.len()],
                 cost,
             );
-            return inner.fallback(&buckets, cost, max_wait, why);
+            return inner.fallback(&buckets, cost, longest, why);
         }
     };
     answered(&inner, started.elapsed()).await;
@@ -668,14 +705,15 @@ async fn decide(
                 buckets,
                 flags,
                 cost,
-                max_wait,
+                longest,
                 wait: Duration::from_micros(n.unsigned_abs()),
                 done: false,
             })))
         }
+        // The whole wait, from when the request asked.
         1 => Err(Refusal::WouldWait {
             bucket: label(&s),
-            wait: Duration::from_micros(n.unsigned_abs()),
+            wait: Duration::from_micros(n.unsigned_abs()).saturating_add(longest.waited()),
         }),
         _ => Err(Refusal::CostExceedsLimit {
             bucket: label(&s),
@@ -726,7 +764,9 @@ struct RedisReserved {
     /// Per bucket: 1 holds the ticket, 2 is deferred to the departure.
     flags: Vec<u8>,
     cost: u32,
-    max_wait: Option<Duration>,
+    /// The request's longest wait, from when it asked: a departure that
+    /// decides again gets only what is left of it.
+    longest: LongestWait,
     wait: Duration,
     done: bool,
 }
@@ -744,16 +784,8 @@ impl Reserved for RedisReserved {
             std::mem::take(&mut self.buckets),
             std::mem::take(&mut self.flags),
         );
-        let (cost, max_wait) = (self.cost, self.max_wait);
-        Box::pin(decide(
-            inner,
-            Op::Depart,
-            id,
-            buckets,
-            flags,
-            cost,
-            max_wait,
-        ))
+        let (cost, longest) = (self.cost, self.longest);
+        Box::pin(decide(inner, Op::Depart, id, buckets, flags, cost, longest))
     }
 }
 
@@ -788,7 +820,7 @@ impl SharedStore for RedisStore {
             buckets,
             flags,
             cost,
-            max_wait,
+            LongestWait::from_now(max_wait),
         ))
     }
 
