@@ -83,7 +83,9 @@ local observes = op ~= 'depart' and op ~= 'release'
 --   genuine later move of the server's boundary is followed at the first call
 --   a period after the first that saw it, unless a call meanwhile saw the
 --   kept start or an earlier one (a process not yet told of the move holds
---   the kept start where it is).
+--   the kept start where it is). Where calls before the move had already
+--   seen the kept start a little later (their delays differ), that small
+--   candidate is followed first and the move a period after: within two.
 -- * Meanwhile every call also decides in the start it saw itself (win.own): a
 --   unit goes only where the windows of both starts have room. A call that
 --   sees a moved boundary keeps to it at once, and one delayed past the kept
