@@ -138,3 +138,34 @@ async fn a_caller_that_stops_waiting_loses_none_of_the_shares_departures() {
     }
     assert_eq!(second, 0, "{second} of 300 windows of 1 took a second unit");
 }
+
+/// The share's departures were handed to Redis only after Redis had
+/// answered a call, so the first decision Redis made for this process when
+/// it came back (and any made while the hand-over ran) counted none of them:
+/// a window of 1 that the share had filled during the outage took a second
+/// unit the moment Redis answered again.
+#[tokio::test]
+async fn the_first_decision_after_an_outage_counts_the_shares_departures() {
+    let Some(mut server) = RedisServer::start("redis hand-over: first decision") else {
+        return;
+    };
+    let s = store(&server, whole_share(), 4096);
+    let one = sliding(&s, "GET /first", 1, Duration::from_secs(60));
+    let other = sliding(&s, "GET /other", 100, Duration::from_secs(60));
+    // Connected once, so that what follows is an outage and a return.
+    let warm = s.acquire(other.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(warm, Ok(StoreGrant::Now)), "{warm:?}");
+    server.stop();
+    let g = s.acquire(one.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(g, Ok(StoreGrant::Now)), "the share's unit: {g:?}");
+    assert_eq!(s.status().health, StoreHealth::FailingOver);
+    server.restart();
+    // Past `retry_every`: the next decision asks Redis.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = s.acquire(one.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(
+        matches!(again, Err(Refusal::WouldWait { .. })),
+        "{again:?}: a second unit in a window of 1 that the share filled"
+    );
+    assert_eq!(s.status().health, StoreHealth::Connected);
+}

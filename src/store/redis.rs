@@ -24,10 +24,12 @@
 //! When Redis is unreachable, slow (past the timeout), or has more calls in
 //! flight than allowed, the [`FaultPolicy`] applies: refuse with
 //! [`Refusal::StoreUnavailable`], or decide from this process's share of each
-//! limit. Redis is tried again every `retry_every`; with its next answer the
-//! departures made from the share (while it was away, or while too many calls
-//! were in flight) are added to it, each as of its own departure (a
-//! reservation still ahead, as of when it leaves), so no window forgets them.
+//! limit. Redis is tried again every `retry_every`; before it decides anything
+//! for this process again (and with each answer) the departures made from the
+//! share (while it was away, or while too many calls were in flight) are
+//! added to it, each as of its own departure (a reservation still ahead, as
+//! of when it leaves), so no window forgets them; while that hand-over runs,
+//! the share decides.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -243,7 +245,7 @@ struct Inner {
     /// This process's share: the fallback, mirroring what Redis admitted.
     share: MemoryStore,
     /// Departures decided from the share (Redis away, or too many calls in
-    /// flight), to hand to Redis with its next answer.
+    /// flight), to hand to Redis before it next decides for this process.
     fallen_back: Mutex<ShareRecord>,
     /// Whether a hand-over of the record to Redis is under way.
     handing_over: AtomicBool,
@@ -271,6 +273,10 @@ const ADDS_PER_CALL: usize = 1_000;
 
 /// Why a call was not made: more calls in flight than allowed.
 const OVERLOADED: &str = "too many calls in flight";
+
+/// Why a decision was not asked of Redis: the share's departures are still
+/// being handed to it.
+const HANDING_OVER: &str = "the local share's departures are being handed to Redis";
 
 /// The script's answer: a code, a number, a string.
 type Reply = (i64, i64, String);
@@ -427,15 +433,11 @@ impl Inner {
     }
 }
 
-/// Redis answered: back to it, handing it what the share admitted, and
+/// Redis answered: back to it, handing it what the share admitted meanwhile
+/// (a decision made from the share while this call was on its way), and
 /// healthy once that is told. If Redis fails the hand-over, it is away again
 /// (the answer may also have been a late one, to a call made before it went
-/// away).
-///
-/// The hand-over runs as a task of its own, which the decision waits for: a
-/// caller that stops waiting for its request (a timeout, a `select!`) drops
-/// the decision, not the hand-over, which would lose every departure not yet
-/// told. While one runs, other answers leave the health to it.
+/// away). While another hand-over runs, the health is left to it.
 async fn answered(inner: &Arc<Inner>, took: Duration) {
     let healthy = if took > inner.timeout / 2 {
         StoreHealth::Degraded
@@ -446,26 +448,67 @@ async fn answered(inner: &Arc<Inner>, took: Duration) {
         inner.health.set(healthy);
         return;
     }
-    if inner.handing_over.swap(true, Ordering::AcqRel) {
-        return;
+    match run_hand_over(inner).await {
+        None => {}
+        Some(Err(why)) if why != OVERLOADED && why != HANDING_OVER => inner.failed(why),
+        Some(_) => {
+            inner.health.set(healthy);
+        }
     }
-    let handing = {
-        let inner = inner.clone();
-        async move {
-            match hand_over(inner.clone()).await {
-                Err(why) if why != OVERLOADED => inner.failed(why),
-                _ => {
-                    inner.health.set(healthy);
+}
+
+/// Before Redis decides for this process: the share's departures are told
+/// first. Told only after Redis's answer, they were missing from the very
+/// decisions that needed them: the first one after an outage (and any made
+/// while the hand-over ran) admitted into windows the share had filled.
+///
+/// `Err` (with the reason) when Redis failed the hand-over, or while another
+/// hand-over runs: the request is then decided by the fault policy, from the
+/// share, and its departure is told with the rest.
+async fn hand_over_first(inner: &Arc<Inner>) -> Result<(), &'static str> {
+    // Decisions made from the share while a round ran are told in the next:
+    // a few rounds, each shorter than the last.
+    for _ in 0..4 {
+        if inner.nothing_to_hand_over() {
+            return Ok(());
+        }
+        match run_hand_over(inner).await {
+            None => return Err(HANDING_OVER),
+            Some(Err(why)) => {
+                if why != OVERLOADED && why != HANDING_OVER {
+                    inner.failed(why);
                 }
+                return Err(why);
             }
+            Some(Ok(())) => {}
         }
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            let _ = rt.spawn(handing).await;
-        }
-        Err(_) => handing.await,
     }
+    if inner.nothing_to_hand_over() {
+        Ok(())
+    } else {
+        Err(HANDING_OVER)
+    }
+}
+
+/// Hands the record to Redis in a task of its own and waits for it (`None`
+/// if a hand-over is under way already). A caller that stops waiting for
+/// its request (a timeout, a `select!`) drops the wait, not the hand-over,
+/// which would lose every departure not yet told.
+async fn run_hand_over(inner: &Arc<Inner>) -> Option<Result<(), &'static str>> {
+    if inner.handing_over.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    // Made before the task: dropped unpolled, it still puts the record back
+    // and lets the next hand-over start.
+    let untold = Untold {
+        buckets: inner.fallen().take().into(),
+        inner: inner.clone(),
+    };
+    let handing = hand_over(untold);
+    Some(match tokio::runtime::Handle::try_current() {
+        Ok(rt) => rt.spawn(handing).await.unwrap_or(Err(HANDING_OVER)),
+        Err(_) => handing.await,
+    })
 }
 
 /// Hands Redis the share's departures, one `add` per bucket and window
@@ -478,12 +521,7 @@ async fn answered(inner: &Arc<Inner>, took: Duration) {
 /// to the record for its next answer: the failing bucket's departures (its
 /// windows already told count them again: more, never fewer) and those of the
 /// buckets after it. So do they if the hand-over's task is dropped.
-async fn hand_over(inner: Arc<Inner>) -> Result<(), &'static str> {
-    let record = inner.fallen().take();
-    let mut untold = Untold {
-        buckets: record.into(),
-        inner,
-    };
+async fn hand_over(mut untold: Untold) -> Result<(), &'static str> {
     let now = Instant::now();
     while let Some(told) = untold.buckets.front() {
         let bucket = &told.bucket;
@@ -651,6 +689,9 @@ async fn decide(
 ) -> Result<StoreGrant, Refusal> {
     if inner.is_down() {
         return inner.fallback(&buckets, cost, longest, "Redis is away (retrying soon)");
+    }
+    if let Err(why) = hand_over_first(&inner).await {
+        return inner.fallback(&buckets, cost, longest, why);
     }
     let started = Instant::now();
     let reply = inner

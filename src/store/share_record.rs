@@ -2,8 +2,8 @@
 //!
 //! While Redis is away, or while more calls are in flight than allowed, a
 //! `RedisStore` decides from its share of each limit and notes every departure
-//! here; with Redis's next answer they are handed to it, so that no window
-//! forgets them. An outage may note a great many: noting one costs amortised
+//! here; before Redis next decides for this process they are handed to it,
+//! so that no window forgets them. An outage may note a great many: noting one costs amortised
 //! O(1), and sorting them for the hand-over O(n).
 
 use std::collections::{BTreeMap, HashMap};
