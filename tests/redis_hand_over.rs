@@ -169,3 +169,41 @@ async fn the_first_decision_after_an_outage_counts_the_shares_departures() {
     );
     assert_eq!(s.status().health, StoreHealth::Connected);
 }
+
+/// A process that decided from its share while Redis was away, and then sent
+/// nothing more, never handed those departures over: the hand-over only
+/// came with a decision of its own. Redis went on counting none of them, and
+/// another process took the whole window again.
+#[tokio::test]
+async fn an_idle_process_hands_its_shares_departures_over() {
+    let Some(mut server) = RedisServer::start("redis hand-over: idle process") else {
+        return;
+    };
+    let two_processes = FaultPolicy::LocalShare {
+        processes: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
+    };
+    let s = store(&server, two_processes, 4096);
+    let two = sliding(&s, "GET /idle", 2, Duration::from_secs(60));
+    let warm = s.acquire(
+        sliding(&s, "GET /warm", 100, Duration::from_secs(60)),
+        1,
+        None,
+    );
+    assert!(matches!(warm.await, Ok(StoreGrant::Now)));
+    server.stop();
+    let g = s.acquire(two.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(g, Ok(StoreGrant::Now)), "its share of 2: {g:?}");
+    server.restart();
+    // Several `retry_every`s, and this process asks nothing more.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let other = store(&server, FaultPolicy::FailClosed, 4096);
+    let mut sent = 0;
+    for _ in 0..2 {
+        let g = other.acquire(two.clone(), 1, Some(Duration::ZERO)).await;
+        sent += usize::from(matches!(g, Ok(StoreGrant::Now)));
+    }
+    assert_eq!(
+        sent, 1,
+        "1 sent from the share, then {sent} in a window of 2"
+    );
+}

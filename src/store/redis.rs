@@ -25,7 +25,8 @@
 //! flight than allowed, the [`FaultPolicy`] applies: refuse with
 //! [`Refusal::StoreUnavailable`], or decide from this process's share of each
 //! limit. Redis is tried again every `retry_every`; before it decides anything
-//! for this process again (and with each answer) the departures made from the
+//! for this process again (and with each answer, and every `retry_every` in
+//! the background while there are any) the departures made from the
 //! share (while it was away, or while too many calls were in flight) are
 //! added to it, each as of its own departure (a reservation still ahead, as
 //! of when it leaves), so no window forgets them; while that hand-over runs,
@@ -191,6 +192,7 @@ impl RedisStoreBuilder {
             share: MemoryStore::share_of(share, 100_000),
             fallen_back: Mutex::new(ShareRecord::default()),
             handing_over: AtomicBool::new(false),
+            catching_up: AtomicBool::new(false),
             origin: Instant::now(),
             down_until: AtomicU64::new(0),
             health: HealthCell::new(),
@@ -249,6 +251,9 @@ struct Inner {
     fallen_back: Mutex<ShareRecord>,
     /// Whether a hand-over of the record to Redis is under way.
     handing_over: AtomicBool,
+    /// Whether a task is waiting to hand the record over without a decision
+    /// to carry it (see [`keep_handing_over`]).
+    catching_up: AtomicBool,
     origin: Instant,
     /// Milliseconds since `origin` until which Redis is not asked.
     down_until: AtomicU64,
@@ -563,7 +568,7 @@ impl Drop for Untold {
 impl Inner {
     /// The fault policy's answer.
     fn fallback(
-        &self,
+        self: &Arc<Self>,
         buckets: &[SharedBucket],
         cost: u32,
         longest: LongestWait,
@@ -594,6 +599,7 @@ impl Inner {
                 };
                 let now = Instant::now();
                 self.note_fallback(buckets, cost, now.checked_add(leaves).unwrap_or(now));
+                keep_handing_over(self);
                 Ok(grant)
             }
         }
@@ -610,6 +616,46 @@ impl Inner {
     fn note_fallback(&self, buckets: &[SharedBucket], cost: u32, at: Instant) {
         self.fallen().note(buckets, cost, at);
     }
+}
+
+/// Makes sure the record reaches Redis even if this process decides nothing
+/// more: a process that sent from its share during an outage and then went
+/// idle never handed those departures over (the hand-over came only with a
+/// decision), and other processes filled the windows they fill. A task
+/// tries every `retry_every` while there is anything to hand over; it holds
+/// the store weakly, so a dropped store ends it.
+fn keep_handing_over(inner: &Arc<Inner>) {
+    if inner.catching_up.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        inner.catching_up.store(false, Ordering::Release);
+        return;
+    };
+    let (weak, every) = (Arc::downgrade(inner), inner.retry_every);
+    rt.spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            if inner.nothing_to_hand_over() {
+                inner.catching_up.store(false, Ordering::Release);
+                // A departure noted meanwhile saw this task still running.
+                if inner.nothing_to_hand_over() || inner.catching_up.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            if inner.is_down() {
+                continue;
+            }
+            match run_hand_over(&inner).await {
+                Some(Err(why)) if why != OVERLOADED && why != HANDING_OVER => inner.failed(why),
+                _ => {}
+            }
+        }
+    });
 }
 
 /// The first of `buckets` with a window whose limit leaves less than one
