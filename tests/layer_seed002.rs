@@ -2,6 +2,12 @@
 //! per-route ceiling (`across_all_accounts`, `GET.people`: 100) and to its
 //! account's ceiling (`per_account`: 25) at once, all or nothing. Compressed
 //! 120x: a 60 s window lasts 500 ms.
+//!
+//! Real loopback HTTP on tokio's paused clock: time moves to the next timer
+//! only when every task waits, so a loaded machine cannot stretch the time
+//! between a decision and the server's count (in real time one run on a busy
+//! two-core machine used 709 of 800). The quickstart's test keeps a run in
+//! real time (`tests/quickstart_seed002.rs`).
 #![cfg(feature = "testkit")]
 
 use std::collections::HashMap;
@@ -28,10 +34,6 @@ fn per_window(n: u32) -> Limits {
 }
 
 type Body = Empty<Bytes>;
-
-/// Real-time loopback tests measure timing: one at a time, or on two cores they
-/// compete for the CPU they are measuring.
-static REAL_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `accounts` accounts, two tasks each, reading `GET /people/{n}` for `windows`
 /// windows. Returns the statuses seen and the server.
@@ -118,9 +120,8 @@ fn admitted(server: &TestServer, windows: u32) -> u64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn eight_accounts_share_the_global_ceiling_without_a_429() {
-    let _serial = REAL_TIME.lock().await;
     // 8 accounts x 25 = 200 > 100: the global ceiling binds.
     let (seen, server) = run(8, 9).await;
     assert_eq!(seen.get(&429), None, "{seen:?}");
@@ -128,20 +129,15 @@ async fn eight_accounts_share_the_global_ceiling_without_a_429() {
     for b in &stats.buckets {
         assert!(b.max_in_any_window() <= b.windows[0].window.limit, "{b:?}");
     }
-    // Over eight windows, the first one's start-up loss included (see
-    // tests/layer_seed004.rs on reordered answers to a burst).
+    // Over eight windows: all but a unit or two a window.
     let got = admitted(&server, 8);
     eprintln!("eight accounts: {got} of 800 ({:.1} %)", got as f64 / 8.0);
-    assert!(
-        got as f64 >= 0.95 * 800.0,
-        "global ceiling used {got} of 800"
-    );
+    assert!(got >= 790, "global ceiling used {got} of 800");
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn two_accounts_each_use_their_own_ceiling() {
-    let _serial = REAL_TIME.lock().await;
     // 2 accounts x 25 = 50 < 100: the accounts bind, and a waiting account must
     // not hold the other back. A waiter reserves only in the bucket that binds
     // it (its account) and takes the global ceiling when it leaves; reserving in
@@ -151,7 +147,7 @@ async fn two_accounts_each_use_their_own_ceiling() {
     assert_eq!(seen.get(&429), None, "{seen:?}");
     let got = admitted(&server, 8);
     eprintln!("two accounts: {got} of 400 ({:.1} %)", got as f64 / 4.0);
-    assert!(got as f64 >= 0.95 * 400.0, "accounts used {got} of 400");
+    assert!(got >= 395, "accounts used {got} of 400");
     server.shutdown().await;
 }
 
