@@ -462,13 +462,7 @@ struct GateState {
 
 impl Gate {
     async fn start(upstream: u16) -> Gate {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("no free port: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .port();
+        let (listener, port) = redis_server::loopback_listener().await;
         let state = Arc::new(GateState::default());
         let accepting = state.clone();
         tokio::spawn(async move {

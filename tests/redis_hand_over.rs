@@ -6,19 +6,26 @@
 mod redis_server;
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis_server::RedisServer;
 use tower_quota::ledger::Refusal;
 use tower_quota::store::{
-    FaultPolicy, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant, StoreHealth,
+    FaultPolicy, RedisStore, Reserved, SharedBucket, SharedStore, SharedWindow, StoreGrant,
+    StoreHealth,
 };
 
 /// A store of `server` with a share of each whole limit, at most `in_flight`
 /// calls at once.
 fn store(server: &RedisServer, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
-    RedisStore::builder(server.url())
+    store_at(&server.url(), policy, in_flight)
+}
+
+/// A store of the Redis at `url`.
+fn store_at(url: &str, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
+    RedisStore::builder(url)
         .prefix("hand-over")
         .policy(policy)
         .timeout(Duration::from_millis(500))
@@ -49,6 +56,52 @@ fn sliding(s: &RedisStore, name: &str, limit: u32, length: Duration) -> Vec<Shar
     )]
 }
 
+/// Keeps the store's one call allowed in flight taken, by a probe that waits
+/// `ms` for a busy Redis, so that what the store decides meanwhile is the
+/// share's. The busy script's task, and the probe's (`true` once Redis
+/// answered it, after the hand-over that its answer brings).
+async fn probe_in_flight(
+    server: &RedisServer,
+    s: &Arc<RedisStore>,
+    ms: u64,
+) -> (
+    tokio::task::JoinHandle<Option<i64>>,
+    tokio::task::JoinHandle<bool>,
+) {
+    let busy = server.busy_for(ms).await;
+    let probe = {
+        let (s, probe) = (
+            s.clone(),
+            sliding(s, "GET /probe", 100, Duration::from_secs(60)),
+        );
+        tokio::spawn(async move { s.acquire(probe, 1, Some(Duration::ZERO)).await.is_ok() })
+    };
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    (busy, probe)
+}
+
+/// Once Redis is no longer busy: the probe of [`probe_in_flight`] was
+/// answered (and the hand-over that its answer brings is done).
+async fn probe_answered(
+    busy: tokio::task::JoinHandle<Option<i64>>,
+    probe: tokio::task::JoinHandle<bool>,
+) {
+    assert_eq!(
+        busy.await.ok().flatten(),
+        Some(1),
+        "Redis was not kept busy"
+    );
+    assert_eq!(probe.await.ok(), Some(true), "the probe reached Redis");
+}
+
+/// The share's reservation, or a panic saying what came instead.
+fn reserved(grant: Result<StoreGrant, Refusal>) -> Box<dyn Reserved> {
+    match grant {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation from the share, got {other:?}"),
+    }
+}
+
 /// The share admitted a unit and reserved the next one a window ahead while
 /// its one call allowed in flight waited for a busy Redis. The hand-over
 /// added both at Redis's time, capped together at the limit of 1: one unit,
@@ -62,27 +115,14 @@ async fn a_reservation_ahead_at_the_hand_over_is_counted_from_its_departure() {
     let s = store(&server, whole_share(), 1);
     let window = Duration::from_millis(300);
     let one = sliding(&s, "GET /ahead", 1, window);
-    let busy = server.busy_for(40).await;
-    let probe = {
-        let (s, probe) = (s.clone(), sliding(&s, "GET /probe", 100, window));
-        tokio::spawn(async move { s.acquire(probe, 1, Some(Duration::ZERO)).await.is_ok() })
-    };
-    tokio::time::sleep(Duration::from_millis(3)).await;
+    let (busy, probe) = probe_in_flight(&server, &s, 40).await;
     // The one call in flight is the probe's: these two are the share's.
     let t0 = Instant::now();
     let now = s.acquire(one.clone(), 1, Some(Duration::ZERO)).await;
     assert!(matches!(now, Ok(StoreGrant::Now)), "{now:?}");
-    let held = match s.acquire(one.clone(), 1, None).await {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation from the share, got {other:?}"),
-    };
+    let held = reserved(s.acquire(one.clone(), 1, None).await);
     let departs = t0 + held.wait();
-    assert_eq!(
-        busy.await.ok().flatten(),
-        Some(1),
-        "Redis was not kept busy"
-    );
-    assert_eq!(probe.await.ok(), Some(true), "the probe reached Redis");
+    probe_answered(busy, probe).await;
     assert_eq!(s.status().health, StoreHealth::Connected);
     tokio::time::sleep_until(departs.into()).await;
     assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
@@ -205,5 +245,106 @@ async fn an_idle_process_hands_its_shares_departures_over() {
     assert_eq!(
         sent, 1,
         "1 sent from the share, then {sent} in a window of 2"
+    );
+}
+
+/// A relay to the Redis on `upstream` that holds the first `add` call it
+/// passes (a hand-over's first call) for `hold`, and its URL.
+async fn holding_the_first_add(upstream: u16, hold: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (listener, port) = redis_server::loopback_listener().await;
+    let held = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let held = held.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        let add = buf[..n].windows(9).any(|w| w == b"$3\r\nadd\r\n");
+                        if add && !held.swap(true, Ordering::SeqCst) {
+                            tokio::time::sleep(hold).await;
+                        }
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = up => {}
+                    _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
+                }
+            });
+        }
+    });
+    format!("redis://127.0.0.1:{port}/")
+}
+
+/// The hand-over measured how far ahead each departure leaves once, at its
+/// start, and Redis placed each that far ahead of its own call: every call
+/// after a slow one placed its departures that much later. A reservation
+/// that left 150 ms before a fixed window's boundary, told after a first
+/// call held 400 ms, was counted in the window after the boundary, which
+/// then refused the unit it had room for (and the window it left in was
+/// short of it).
+#[tokio::test]
+async fn each_departure_is_told_as_of_its_own_time_however_long_the_hand_over() {
+    let Some(server) = RedisServer::start("redis hand-over: long hand-over") else {
+        return;
+    };
+    let url = holding_the_first_add(server.port(), Duration::from_millis(400)).await;
+    let s = store_at(&url, whole_share(), 1);
+    let minute = Duration::from_secs(60);
+    let warm = s.acquire(
+        sliding(&s, "GET /warm", 100, minute),
+        1,
+        Some(Duration::ZERO),
+    );
+    assert!(matches!(warm.await, Ok(StoreGrant::Now)), "warming up");
+    let pace = sliding(&s, "GET /pace", 1, Duration::from_millis(1_500));
+    let (busy, probe) = probe_in_flight(&server, &s, 100).await;
+    // The one call in flight is the probe's: these are the share's. `pace`
+    // sends its unit now and binds the next request to 1.5 s from now, 150
+    // ms before the boundary of a fixed window of 10 s.
+    let t0 = Instant::now();
+    let g = s.acquire(pace.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(g, Ok(StoreGrant::Now)), "{g:?}");
+    let boundary = SystemTime::now() + Duration::from_millis(1_650);
+    let fixed = SharedBucket::new(
+        "route",
+        s.bucket_id("route", b"GET /fixed"),
+        [SharedWindow {
+            limit: 1,
+            length: Duration::from_secs(10),
+            anchor: Some(boundary),
+            margin: Duration::ZERO,
+        }],
+    );
+    let both = vec![pace[0].clone(), fixed.clone()];
+    let held = reserved(s.acquire(both, 1, None).await);
+    let departs = t0 + held.wait();
+    // The probe's answer brings the hand-over, and waits for it.
+    probe_answered(busy, probe).await;
+    assert!(
+        Instant::now() + Duration::from_millis(200) < departs,
+        "the hand-over must end well before the departure"
+    );
+    let other = store(&server, FaultPolicy::FailClosed, 4096);
+    let warm = other.acquire(sliding(&other, "GET /warm", 100, minute), 1, None);
+    assert!(matches!(warm.await, Ok(StoreGrant::Now)), "warming up");
+    tokio::time::sleep_until(departs.into()).await;
+    assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
+    // 100 ms into the window after the boundary: nothing left in it.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let g = other.acquire(vec![fixed], 1, Some(Duration::ZERO)).await;
+    assert!(
+        matches!(g, Ok(StoreGrant::Now)),
+        "{g:?}: the share's unit left before the boundary, in the window before"
     );
 }

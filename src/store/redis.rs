@@ -291,9 +291,10 @@ enum Op {
     Acquire,
     Depart,
     Release,
-    /// A window of the share's departures: per departure time, how far
-    /// ahead of now it leaves and its units.
-    Add(usize, Vec<(Duration, u64)>),
+    /// A window of the share's departures: per departure time, when it
+    /// leaves and its units. How far ahead of now is measured as the call
+    /// is made, beside its windows' phases.
+    Add(usize, Vec<(Instant, u64)>),
     Raise(usize, u64),
     Block(Duration),
     Limit(usize, u32),
@@ -388,8 +389,10 @@ impl Inner {
         match *op {
             Op::Add(w, ref departures) => {
                 inv.arg(w).arg(departures.len());
-                for &(ahead, units) in departures {
-                    inv.arg(units).arg(micros(ahead));
+                let now = Instant::now();
+                for &(at, units) in departures {
+                    inv.arg(units)
+                        .arg(micros(at.saturating_duration_since(now)));
                 }
             }
             Op::Raise(w, n) => {
@@ -521,6 +524,11 @@ async fn run_hand_over(inner: &Arc<Inner>) -> Option<Result<(), &'static str>> {
 /// each as of its own departure. Not only after an outage: a request decided
 /// from the share because too many calls were in flight is recorded while
 /// Redis stays connected, and must be counted there too.
+///
+/// Each call measures how far ahead its departures leave as it is made:
+/// measured once for the whole hand-over, every call after a slow one placed
+/// its departures that much later (a fixed window's unit that left just
+/// before a boundary counted in the window after it).
 ///
 /// The first call that fails ends it, and what Redis did not take goes back
 /// to the record for its next answer: the failing bucket's departures (its

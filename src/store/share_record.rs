@@ -92,17 +92,15 @@ pub(crate) struct BucketDepartures {
 
 impl BucketDepartures {
     /// What its departures that still count at `now` in a window of `length`
-    /// add to that window: per departure time, how far ahead of `now` it
-    /// leaves and its units. A reservation still ahead is told as of its
-    /// departure (told as of `now`, it freed the window a window after the
-    /// hand-over rather than after it left); one that has left, as of `now`
-    /// (Redis counts it a little longer than it counts: more, never fewer).
-    pub(crate) fn adds(&self, length: Duration, now: Instant) -> Vec<(Duration, u64)> {
-        let mut by_time: BTreeMap<Duration, u64> = BTreeMap::new();
+    /// add to that window: per departure time, when it leaves and its units.
+    /// A reservation still ahead is told as of its departure (told as of
+    /// `now`, it freed the window a window after the hand-over rather than
+    /// after it left); those that have left, together as of `now` (Redis
+    /// counts them a little longer than they count: more, never fewer).
+    pub(crate) fn adds(&self, length: Duration, now: Instant) -> Vec<(Instant, u64)> {
+        let mut by_time: BTreeMap<Instant, u64> = BTreeMap::new();
         for d in self.departures.iter().filter(|d| d.counts_in(length, now)) {
-            *by_time
-                .entry(d.at.saturating_duration_since(now))
-                .or_default() += u64::from(d.cost);
+            *by_time.entry(d.at.max(now)).or_default() += u64::from(d.cost);
         }
         by_time.into_iter().collect()
     }
@@ -172,8 +170,12 @@ mod tests {
             .collect();
         assert_eq!(hour_left.len(), 1);
         assert_eq!(
-            hour_left[0].adds(Duration::from_secs(3_600), Instant::now()),
-            vec![(Duration::ZERO, 10)],
+            hour_left[0]
+                .adds(Duration::from_secs(3_600), Instant::now())
+                .iter()
+                .map(|&(_, units)| units)
+                .collect::<Vec<_>>(),
+            vec![10],
             "what still counts is kept"
         );
         assert!(record.departures.is_empty());
@@ -194,6 +196,6 @@ mod tests {
         record.note(&one, 1, now + ahead);
         let told = record.take();
         let adds = told.first().map(|b| b.adds(Duration::from_secs(60), now));
-        assert_eq!(adds, Some(vec![(Duration::ZERO, 1), (ahead, 3)]));
+        assert_eq!(adds, Some(vec![(now, 1), (now + ahead, 3)]));
     }
 }

@@ -164,6 +164,19 @@ impl RedisServer {
     }
 }
 
+/// A listener on a free loopback port, and the port: for a relay that
+/// stands between a store and its server.
+pub async fn loopback_listener() -> (tokio::net::TcpListener, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("no free port: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    (listener, port)
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
