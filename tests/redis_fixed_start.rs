@@ -6,18 +6,26 @@
 
 mod redis_server;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use redis_server::RedisServer;
 use tower_quota::ledger::Refusal;
 use tower_quota::store::{
-    RedisStore, Reserved, SharedBucket, SharedStore, SharedWindow, StoreGrant,
+    Correction, FaultPolicy, RedisStore, Reserved, SharedBucket, SharedStore, SharedWindow,
+    StoreGrant,
 };
 
 fn store(server: &RedisServer) -> Arc<RedisStore> {
+    store_with(server, FaultPolicy::FailClosed)
+}
+
+/// A store of `server` with fault policy `policy`.
+fn store_with(server: &RedisServer, policy: FaultPolicy) -> Arc<RedisStore> {
     RedisStore::builder(server.url())
         .prefix("fixed")
+        .policy(policy)
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
@@ -27,12 +35,16 @@ fn store(server: &RedisServer) -> Arc<RedisStore> {
 /// script loaded, so that a test's first call is not the one delayed by
 /// connecting (a delay makes a start look later; see `decide.lua`).
 async fn warm(server: &RedisServer) -> Arc<RedisStore> {
-    let s = store(server);
+    warmed(store(server)).await
+}
+
+/// `s` after one call on a bucket of its own (see [`warm`]).
+async fn warmed(s: Arc<RedisStore>) -> Arc<RedisStore> {
     let id = s.bucket_id("route", b"GET /warm-up");
     let anchor = SystemTime::now();
     let g = s
         .acquire(
-            fixed(&id, 1, Duration::from_secs(1), Duration::ZERO, anchor),
+            fixed(&id, 100, Duration::from_secs(1), Duration::ZERO, anchor),
             1,
             Some(Duration::ZERO),
         )
@@ -250,5 +262,103 @@ async fn a_waiter_whose_window_an_earlier_start_fills_decides_again() {
     assert!(
         matches!(&again, Ok(StoreGrant::Later(r)) if r.wait() > ms(100)),
         "{again:?}: left in the window that the earlier start gives the first unit too"
+    );
+}
+
+/// The server's window of 2 s starts 0.9 s after the start the bucket keeps
+/// (a move the kept start follows only a period later). A waiter that saw
+/// the moved start was reserved at the kept window's end, where the moved
+/// window held nothing; then a response came back 0.8 s late, and the moved
+/// window, widened, also counts the two units sent before it. At its
+/// departure the waiter was checked in the kept start's window alone, and
+/// left as the third unit of the moved window of 2.
+#[tokio::test]
+async fn a_waiter_leaves_only_where_the_start_it_saw_has_room_too() {
+    let Some(server) = RedisServer::start("redis fixed start: waiter's own start") else {
+        return;
+    };
+    let s = warm(&server).await;
+    let id = s.bucket_id("route", b"GET /own-start");
+    let (length, ms) = (Duration::from_secs(2), Duration::from_millis);
+    let kept = SystemTime::now() - ms(300);
+    let moved = kept + ms(900);
+    for _ in 0..2 {
+        let g = s.acquire(
+            fixed(&id, 2, length, Duration::ZERO, kept),
+            1,
+            Some(Duration::ZERO),
+        );
+        assert!(
+            matches!(g.await, Ok(StoreGrant::Now)),
+            "the kept window's two"
+        );
+    }
+    let seen = fixed(&id, 2, length, Duration::ZERO, moved);
+    let asked = Instant::now();
+    let held = reserved(s.acquire(seen.clone(), 1, None).await);
+    assert!(
+        held.wait() > ms(1_000),
+        "at the kept window's end: {:?}",
+        held.wait()
+    );
+    tokio::time::sleep_until((asked + held.wait() - ms(500)).into()).await;
+    s.correct(
+        &seen[0],
+        Correction::Late {
+            window: 0,
+            late: ms(800),
+        },
+    );
+    tokio::time::sleep_until((asked + held.wait()).into()).await;
+    let left = held.depart().await;
+    assert!(
+        matches!(&left, Ok(StoreGrant::Later(r)) if r.wait() > ms(300)),
+        "{left:?}: the third unit in the moved window of 2"
+    );
+}
+
+/// What Redis tells a share every window counts was read in the kept
+/// start's window alone. At 0.3 s into the kept window of 4 s, whose start
+/// the server moved 1.8 s later, the moved window held the two units sent
+/// just before the kept boundary and this process's one: 3 of 3. Redis said
+/// 1, and the share, when Redis went away, sent two more into the server's
+/// window of 3.
+#[tokio::test]
+async fn a_share_learns_what_the_start_its_process_saw_counts() {
+    let Some(mut server) = RedisServer::start("redis fixed start: counts for a share") else {
+        return;
+    };
+    let whole = FaultPolicy::LocalShare {
+        processes: NonZeroU32::MIN,
+    };
+    let s = warmed(store_with(&server, whole)).await;
+    let other = warm(&server).await;
+    let id = s.bucket_id("route", b"GET /counted");
+    let (length, ms) = (Duration::from_secs(4), Duration::from_millis);
+    let kept = SystemTime::now() - ms(3_500);
+    let moved = kept + ms(1_800);
+    for _ in 0..2 {
+        let g = other.acquire(
+            fixed(&id, 3, length, Duration::ZERO, kept),
+            1,
+            Some(Duration::ZERO),
+        );
+        assert!(
+            matches!(g.await, Ok(StoreGrant::Now)),
+            "the kept window's two"
+        );
+    }
+    tokio::time::sleep(ms(800)).await;
+    let seen = fixed(&id, 3, length, Duration::ZERO, moved);
+    let g = s.acquire(seen.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(
+        matches!(g, Ok(StoreGrant::Now)),
+        "{g:?}: the moved window's third"
+    );
+    server.stop();
+    let g = s.acquire(seen, 1, Some(Duration::ZERO)).await;
+    assert!(
+        matches!(g, Err(Refusal::WouldWait { .. })),
+        "{g:?}: the share sent a fourth into the moved window of 3"
     );
 }

@@ -229,8 +229,13 @@ for _, bucket in ipairs(buckets) do
   if bucket.anchored then touch(bucket, 0) end
 end
 
+-- Where the window containing `at` starts, on the boundaries of `start`.
+local function start_in(win, start, at)
+  return start + math.floor((at - start) / win.period) * win.period
+end
+
 local function start_of(win, at)
-  return win.anchor + math.floor((at - win.anchor) / win.period) * win.period
+  return start_in(win, win.anchor, at)
 end
 
 -- A score bound that leaves `at` out. Lua prints a number with 14
@@ -285,7 +290,7 @@ local function earliest(win, units)
   for _ = 1, 10000 do
     local fits = true
     for _, start in ipairs(starts) do
-      local s = start + math.floor((d - start) / win.period) * win.period
+      local s = start_in(win, start, d)
       local c = redis.call('ZCOUNT', win.key, s - win.margin - widening(win, d), before(s + win.period))
       if c + units > win.limit then
         d = s + win.period
@@ -298,7 +303,9 @@ local function earliest(win, units)
   return d
 end
 
--- What every window of every bucket counts at now (see "Replies"), if asked.
+-- What every window of every bucket counts at now (see "Replies"), if asked:
+-- for a fixed window, the more of what the windows of both starts count (the
+-- share decides in the start its process saw, which may hold more).
 local function counts()
   if not with_counts then return '' end
   local out = {}
@@ -306,13 +313,15 @@ local function counts()
     local per = {}
     for w, win in ipairs(bucket.windows) do
       local late = widening(win, now)
-      local from
       if win.anchor < 0 then
-        from = before(now - win.len - late)
+        per[w] = redis.call('ZCOUNT', win.key, before(now - win.len - late), '+inf')
       else
-        from = start_of(win, now) - win.margin - late
+        per[w] = 0
+        for _, start in ipairs({ win.anchor, win.own }) do
+          local from = start_in(win, start, now) - win.margin - late
+          per[w] = math.max(per[w], redis.call('ZCOUNT', win.key, from, '+inf'))
+        end
       end
-      per[w] = redis.call('ZCOUNT', win.key, from, '+inf')
     end
     out[b] = table.concat(per, ',')
   end
@@ -403,7 +412,10 @@ end
 -- still leave now: a slow response since then may have widened a window, and
 -- a fixed window's kept start may have moved (see agreed_start), so that the
 -- window it leaves in also holds units from before the boundary it was
--- reserved at.
+-- reserved at. Like `earliest`, in the windows of both the kept start and
+-- the one the request saw: checked in the kept start's alone, a waiter that
+-- saw a moved boundary left as one unit too many in the window it saw,
+-- which a widening had filled since.
 local function held_fits(bucket)
   for _, win in ipairs(bucket.windows) do
     local late = widening(win, now)
@@ -416,7 +428,11 @@ local function held_fits(bucket)
         local s = redis.call('ZRANGE', win.key, back, back, 'WITHSCORES')
         local t = s[2] and tonumber(s[2])
         if t and win.anchor < 0 and t + win.len + late > now then return false end
-        if t and win.anchor >= 0 and t + win.margin + late >= start_of(win, now) then return false end
+        if t and win.anchor >= 0 then
+          for _, start in ipairs({ win.anchor, win.own }) do
+            if t + win.margin + late >= start_in(win, start, now) then return false end
+          end
+        end
       end
     end
   end
