@@ -16,7 +16,8 @@ use tower_quota::ledger::Refusal;
 use tower_quota::quota::Quota;
 use tower_quota::scope::KeySource;
 use tower_quota::store::{
-    FaultPolicy, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant, StoreHealth,
+    Correction, FaultPolicy, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant,
+    StoreHealth,
 };
 use tower_quota::Limiter;
 
@@ -401,6 +402,53 @@ async fn a_shares_reservation_counts_in_redis_from_its_departure() {
     assert!(
         matches!(refusal, Err(Refusal::WouldWait { .. })),
         "{refusal:?} in a window of 1 that the share's departure fills"
+    );
+}
+
+/// A reservation the share granted was recorded at its planned departure,
+/// and a slow response then pushed its departure 1 s later (told to the
+/// share; Redis, away, never heard of it). Redis came back before it left
+/// and was told the planned departure: it freed the window a second before
+/// the unit that really left did, and another process sent into it.
+#[tokio::test]
+async fn a_shares_reservation_that_a_slow_response_delays_counts_from_when_it_leaves() {
+    let Some(mut server) = RedisServer::start("redis faults: share's late reservation") else {
+        return;
+    };
+    let s = store(&server, share(1));
+    let second = Duration::from_secs(1);
+    let probe = named(&s, "GET /probe", 100, second);
+    assert_eq!(admit_now(&s, &probe, 1).await.0, 1, "warming up");
+    let one = named(&s, "GET /one", 1, second);
+    server.stop();
+    let t0 = std::time::Instant::now();
+    assert_eq!(admit_now(&s, &one, 1).await.0, 1);
+    let held = match s.acquire(one.clone(), 1, None).await {
+        Ok(StoreGrant::Later(r)) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    };
+    s.correct(
+        &one[0],
+        Correction::Late {
+            window: 0,
+            late: second,
+        },
+    );
+    server.restart();
+    until_back(&s, &probe).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(800),
+        "back before the departure"
+    );
+    tokio::time::sleep(held.wait().saturating_sub(t0.elapsed())).await;
+    assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
+    // Left at 2 s: 0.4 s past the planned departure's window, well within its own.
+    tokio::time::sleep_until((t0 + Duration::from_millis(2_400)).into()).await;
+    let other = store(&server, FaultPolicy::FailClosed);
+    let refusal = other.acquire(one, 1, Some(Duration::ZERO)).await;
+    assert!(
+        matches!(refusal, Err(Refusal::WouldWait { .. })),
+        "{refusal:?} in a window of 1 that the share's late departure fills"
     );
 }
 

@@ -48,4 +48,5 @@ pub use in_flight::InFlight;
 pub use keyed::KeyedBuckets;
 pub use learned::WindowCount;
 pub use refusal::Refusal;
+pub(crate) use reservation::DepartureWatch;
 pub use reservation::Reservation;

@@ -33,13 +33,24 @@ impl Reservation {
     /// later if a slow response widened a window of its buckets meanwhile
     /// (see [`Bucket::note_latency`]). Sleep until then before departing.
     pub fn widened_departure(&self) -> Nanos {
-        let d = self.departure.as_u64();
-        let at = self
-            .claims
-            .iter()
-            .map(|(b, c)| b.widened_departure(c.start, c.cost, d))
-            .fold(d, u64::max);
-        Nanos::new(at)
+        widened(
+            self.departure,
+            self.claims.iter().map(|(b, c)| (&**b, c.start, c.cost)),
+        )
+    }
+
+    /// A watch on how much later than planned the reservation leaves, for a
+    /// record of its departure kept elsewhere (a shared store's local share
+    /// records its departures for Redis).
+    pub(crate) fn watch(&self) -> DepartureWatch {
+        DepartureWatch {
+            departure: self.departure,
+            claims: self
+                .claims
+                .iter()
+                .map(|(b, c)| (b.clone(), c.start, c.cost))
+                .collect(),
+        }
     }
 
     /// The request has left: keep it counted.
@@ -47,6 +58,39 @@ impl Reservation {
         for (bucket, claim) in self.claims.drain(..) {
             bucket.settle(&claim);
         }
+    }
+}
+
+/// The departure of units claimed at `departure`, given the widening that
+/// slow responses asked for since (see [`Reservation::widened_departure`]).
+fn widened<'a>(departure: Nanos, claims: impl Iterator<Item = (&'a Bucket, u64, u64)>) -> Nanos {
+    let d = departure.as_u64();
+    let at = claims
+        .map(|(b, start, cost)| b.widened_departure(start, cost, d))
+        .fold(d, u64::max);
+    Nanos::new(at)
+}
+
+/// How much later than planned a [`Reservation`] leaves, as slow responses
+/// widen its buckets' windows; it holds no room. Asked after the
+/// reservation has left or been dropped, it may answer later still: ask
+/// it only while the reservation waits.
+#[derive(Debug)]
+pub(crate) struct DepartureWatch {
+    departure: Nanos,
+    /// Per bucket: its claim's first unit and cost.
+    claims: Vec<(Arc<Bucket>, u64, u64)>,
+}
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl DepartureWatch {
+    /// How much later than planned the reservation leaves now.
+    pub(crate) fn later_by(&self) -> std::time::Duration {
+        let claims = self
+            .claims
+            .iter()
+            .map(|(b, start, cost)| (&**b, *start, *cost));
+        widened(self.departure, claims).saturating_since(self.departure)
     }
 }
 

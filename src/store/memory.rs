@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, ClockOffset, Nanos, TokioClock};
-use crate::ledger::{acquire, Bucket, Grant, InFlight, MaxWait, Refusal, Reservation, WindowCount};
+use crate::ledger::{
+    acquire, Bucket, DepartureWatch, Grant, InFlight, MaxWait, Refusal, Reservation, WindowCount,
+};
 use crate::quota::{Limits, Quota};
 use crate::store::health::HealthCell;
 use crate::store::{
@@ -174,6 +176,22 @@ impl MemoryStore {
         max_wait: Option<Duration>,
         waited: Duration,
     ) -> Result<StoreGrant, Refusal> {
+        self.decide_watching(buckets, cost, max_wait, waited, false)
+            .map(|(grant, _)| grant)
+    }
+
+    /// [`MemoryStore::decide_after`], and with a reservation, if `watch`,
+    /// a watch on how much later than planned it leaves (a slow response
+    /// may push it): a shared store's share records its departures for
+    /// Redis, and the record follows it.
+    pub(crate) fn decide_watching(
+        &self,
+        buckets: &[SharedBucket],
+        cost: u32,
+        max_wait: Option<Duration>,
+        waited: Duration,
+        watch: bool,
+    ) -> Result<(StoreGrant, Option<DepartureWatch>), Refusal> {
         let local = self.buckets_of(buckets)?;
         self.catch_up(buckets, &local);
         let now = self.clock.now();
@@ -185,17 +203,21 @@ impl MemoryStore {
         let local: Vec<&Arc<Bucket>> = local.iter().map(InFlight::bucket).collect();
         let grant = acquire(&local, cost, now, max_wait).map_err(|r| with_waited(r, waited))?;
         Ok(match grant {
-            Grant::Now => StoreGrant::Now,
-            Grant::Later(reservation) => StoreGrant::Later(Box::new(MemoryReserved {
-                wait: reservation.departure().saturating_since(now),
-                reservation,
-                clock: self.clock.clone(),
-                asked: now - waited,
-                deadline,
-                label: buckets
-                    .first()
-                    .map_or_else(|| Arc::from("(no bucket)"), |b| b.label.clone()),
-            })),
+            Grant::Now => (StoreGrant::Now, None),
+            Grant::Later(reservation) => {
+                let watching = watch.then(|| reservation.watch());
+                let reserved = MemoryReserved {
+                    wait: reservation.departure().saturating_since(now),
+                    reservation,
+                    clock: self.clock.clone(),
+                    asked: now - waited,
+                    deadline,
+                    label: buckets
+                        .first()
+                        .map_or_else(|| Arc::from("(no bucket)"), |b| b.label.clone()),
+                };
+                (StoreGrant::Later(Box::new(reserved)), watching)
+            }
         })
     }
 

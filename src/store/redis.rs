@@ -29,8 +29,8 @@
 //! the background while there are any) the departures made from the
 //! share (while it was away, or while too many calls were in flight) are
 //! added to it, each as of its own departure (a reservation still ahead, as
-//! of when it leaves), so no window forgets them; while that hand-over runs,
-//! the share decides.
+//! of when it leaves, as late as a slow response has pushed it), so no
+//! window forgets them; while that hand-over runs, the share decides.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -45,7 +45,7 @@ use crate::ledger::Refusal;
 use crate::store::health::HealthCell;
 use crate::store::memory::MemoryStore;
 use crate::store::redis_key;
-use crate::store::share_record::{BucketDepartures, ShareRecord};
+use crate::store::share_record::{BucketDepartures, Leaving, ShareRecord};
 use crate::store::{
     Correction, Reserved, SharedBucket, SharedStore, StoreFuture, StoreGrant, StoreHealth,
     StoreStatus,
@@ -598,15 +598,38 @@ impl Inner {
                          to each of {processes} processes sharing it"
                     ))));
                 }
-                let grant =
-                    self.share
-                        .decide_after(buckets, cost, longest.left(), longest.waited())?;
-                let leaves = match &grant {
-                    StoreGrant::Now => Duration::ZERO,
-                    StoreGrant::Later(r) => r.wait(),
-                };
+                let (grant, watch) = self.share.decide_watching(
+                    buckets,
+                    cost,
+                    longest.left(),
+                    longest.waited(),
+                    true,
+                )?;
                 let now = Instant::now();
-                self.note_fallback(buckets, cost, now.checked_add(leaves).unwrap_or(now));
+                let grant = match (grant, watch) {
+                    (StoreGrant::Later(reserved), Some(watch)) => {
+                        let planned = now.checked_add(reserved.wait()).unwrap_or(now);
+                        let leaving = Leaving::new(planned, watch);
+                        self.fallen().note(buckets, cost, planned, Some(&leaving));
+                        StoreGrant::Later(Box::new(ShareReserved {
+                            reserved,
+                            record: RecordedDeparture {
+                                inner: self.clone(),
+                                leaving,
+                                buckets: buckets.to_vec(),
+                                cost,
+                            },
+                        }))
+                    }
+                    (grant, _) => {
+                        let leaves = match &grant {
+                            StoreGrant::Now => Duration::ZERO,
+                            StoreGrant::Later(r) => r.wait(),
+                        };
+                        self.note_fallback(buckets, cost, now.checked_add(leaves).unwrap_or(now));
+                        grant
+                    }
+                };
                 keep_handing_over(self);
                 Ok(grant)
             }
@@ -622,7 +645,51 @@ impl Inner {
 
     /// Records a departure the share decided in each of `buckets`, at `at`.
     fn note_fallback(&self, buckets: &[SharedBucket], cost: u32, at: Instant) {
-        self.fallen().note(buckets, cost, at);
+        self.fallen().note(buckets, cost, at, None);
+    }
+}
+
+/// A reservation the share granted: its record follows when it leaves.
+struct ShareReserved {
+    reserved: Box<dyn Reserved>,
+    record: RecordedDeparture,
+}
+
+impl Reserved for ShareReserved {
+    fn wait(&self) -> Duration {
+        self.reserved.wait()
+    }
+
+    fn depart(self: Box<Self>) -> StoreFuture {
+        let ShareReserved { reserved, record } = *self;
+        record.left();
+        reserved.depart()
+    }
+}
+
+/// The record's entry of a share's reservation (see [`Leaving`]).
+struct RecordedDeparture {
+    inner: Arc<Inner>,
+    leaving: Arc<Leaving>,
+    buckets: Vec<SharedBucket>,
+    cost: u32,
+}
+
+impl RecordedDeparture {
+    /// The reservation leaves now, as late as slow responses have pushed
+    /// it: if Redis was told an earlier departure, it is told this one too.
+    fn left(self) {
+        if let Some(at) = self.leaving.settle(true) {
+            self.inner.fallen().note(&self.buckets, self.cost, at, None);
+            keep_handing_over(&self.inner);
+        }
+    }
+}
+
+impl Drop for RecordedDeparture {
+    /// Left or dropped, the entry moves no more.
+    fn drop(&mut self) {
+        let _ = self.leaving.settle(false);
     }
 }
 

@@ -7,9 +7,10 @@
 //! O(1), and sorting them for the hand-over O(n).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::ledger::DepartureWatch;
 use crate::store::SharedBucket;
 
 /// A departure the share decided.
@@ -18,13 +19,92 @@ pub(crate) struct Departure {
     cost: u32,
     /// When it leaves (a reservation's departure may be ahead).
     at: Instant,
+    /// A reservation's: when it leaves, which a slow response may push
+    /// later than `at`.
+    leaving: Option<Arc<Leaving>>,
 }
 
 impl Departure {
+    /// When it leaves; for a reservation, as Redis is (or is about to be)
+    /// told, if `telling`.
+    fn at(&self, telling: bool) -> Instant {
+        self.leaving.as_ref().map_or(self.at, |l| l.at(telling))
+    }
+
     /// Whether it still counts at `now` in a window of `length` (one still
     /// ahead does).
     fn counts_in(&self, length: Duration, now: Instant) -> bool {
-        now.saturating_duration_since(self.at) < length
+        now.saturating_duration_since(self.at(false)) < length
+    }
+}
+
+/// When a reservation the share granted leaves: as planned, or later if a
+/// slow response pushes it (the share's reservation then sleeps longer).
+/// Recorded at its planned departure and handed over as of it, it made
+/// Redis free its windows that much before the unit that really left did.
+/// The record follows it until Redis is told; pushed later after that, the
+/// reservation is noted again, as of when it leaves (counted twice for a
+/// while: more, never fewer).
+pub(crate) struct Leaving(Mutex<LeavingState>);
+
+struct LeavingState {
+    planned: Instant,
+    /// Until it leaves (or is dropped).
+    watch: Option<DepartureWatch>,
+    /// When Redis was told it leaves, once it was.
+    told: Option<Instant>,
+}
+
+impl Leaving {
+    /// A reservation planned to leave at `planned`, pushed later as `watch`
+    /// says.
+    pub(crate) fn new(planned: Instant, watch: DepartureWatch) -> Arc<Leaving> {
+        Arc::new(Leaving(Mutex::new(LeavingState {
+            planned,
+            watch: Some(watch),
+            told: None,
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LeavingState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When it leaves, as far as is known now; if `telling`, what Redis is
+    /// told, after which it moves no more.
+    fn at(&self, telling: bool) -> Instant {
+        let mut state = self.state();
+        if let Some(told) = state.told {
+            return told;
+        }
+        let at = state.current();
+        if telling {
+            state.told = Some(at);
+        }
+        at
+    }
+
+    /// It leaves now (`left`), or it was dropped: it moves no more. If it
+    /// left later than Redis was told, when it left, to be noted again.
+    pub(crate) fn settle(&self, left: bool) -> Option<Instant> {
+        let mut state = self.state();
+        let at = state.current();
+        state.planned = at;
+        state.watch = None;
+        match state.told {
+            Some(told) if left && at > told => Some(at),
+            _ => None,
+        }
+    }
+}
+
+impl LeavingState {
+    fn current(&self) -> Instant {
+        let later = self
+            .watch
+            .as_ref()
+            .map_or(Duration::ZERO, DepartureWatch::later_by);
+        self.planned.checked_add(later).unwrap_or(self.planned)
     }
 }
 
@@ -50,7 +130,14 @@ impl ShareRecord {
     /// Each departure is forgotten once its own bucket's longest window has
     /// passed (by the buckets at hand, a short window's request dropped a
     /// long window's departures before Redis heard of them).
-    pub(crate) fn note(&mut self, buckets: &[SharedBucket], cost: u32, at: Instant) {
+    /// A reservation's `leaving` follows it past `at` (see [`Leaving`]).
+    pub(crate) fn note(
+        &mut self,
+        buckets: &[SharedBucket],
+        cost: u32,
+        at: Instant,
+        leaving: Option<&Arc<Leaving>>,
+    ) {
         if self.departures.len() >= self.kept.max(PRUNED_FROM) * 2 {
             let now = Instant::now();
             self.departures
@@ -61,6 +148,7 @@ impl ShareRecord {
             bucket: b.clone(),
             cost,
             at,
+            leaving: leaving.cloned(),
         }));
     }
 
@@ -93,14 +181,18 @@ pub(crate) struct BucketDepartures {
 impl BucketDepartures {
     /// What its departures that still count at `now` in a window of `length`
     /// add to that window: per departure time, when it leaves and its units.
-    /// A reservation still ahead is told as of its departure (told as of
-    /// `now`, it freed the window a window after the hand-over rather than
-    /// after it left); those that have left, together as of `now` (Redis
-    /// counts them a little longer than they count: more, never fewer).
+    /// A reservation still ahead is told as of its departure, as late as a
+    /// slow response has pushed it (told as of `now`, it freed the window a
+    /// window after the hand-over rather than after it left); those that
+    /// have left, together as of `now` (Redis counts them a little longer
+    /// than they count: more, never fewer).
     pub(crate) fn adds(&self, length: Duration, now: Instant) -> Vec<(Instant, u64)> {
         let mut by_time: BTreeMap<Instant, u64> = BTreeMap::new();
-        for d in self.departures.iter().filter(|d| d.counts_in(length, now)) {
-            *by_time.entry(d.at.max(now)).or_default() += u64::from(d.cost);
+        for d in &self.departures {
+            let at = d.at(true);
+            if now.saturating_duration_since(at) < length {
+                *by_time.entry(at.max(now)).or_default() += u64::from(d.cost);
+            }
         }
         by_time.into_iter().collect()
     }
@@ -157,10 +249,10 @@ mod tests {
             .checked_sub(Duration::from_secs(2))
             .unwrap_or_else(Instant::now);
         for _ in 0..10 {
-            record.note(&hour, 1, Instant::now());
+            record.note(&hour, 1, Instant::now(), None);
         }
         for _ in 0..10_000 {
-            record.note(&second, 1, long_ago);
+            record.note(&second, 1, long_ago, None);
             assert!(record.departures.len() <= 2 * PRUNED_FROM + 1);
         }
         let left = record.take();
@@ -191,9 +283,9 @@ mod tests {
         let one = [bucket("GET /one", Duration::from_secs(60))];
         let now = Instant::now();
         let ahead = Duration::from_secs(3);
-        record.note(&one, 1, now);
-        record.note(&one, 2, now + ahead);
-        record.note(&one, 1, now + ahead);
+        record.note(&one, 1, now, None);
+        record.note(&one, 2, now + ahead, None);
+        record.note(&one, 1, now + ahead, None);
         let told = record.take();
         let adds = told.first().map(|b| b.adds(Duration::from_secs(60), now));
         assert_eq!(adds, Some(vec![(now, 1), (now + ahead, 3)]));
