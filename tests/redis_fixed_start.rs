@@ -23,10 +23,16 @@ fn store(server: &RedisServer) -> Arc<RedisStore> {
 
 /// A store of `server` with fault policy `policy`.
 fn store_with(server: &RedisServer, policy: FaultPolicy) -> Arc<RedisStore> {
+    patient(server, policy, Duration::from_millis(500))
+}
+
+/// A store of `server` with fault policy `policy` that waits `timeout` for
+/// each answer.
+fn patient(server: &RedisServer, policy: FaultPolicy, timeout: Duration) -> Arc<RedisStore> {
     RedisStore::builder(server.url())
         .prefix("fixed")
         .policy(policy)
-        .timeout(Duration::from_millis(500))
+        .timeout(timeout)
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -360,5 +366,52 @@ async fn a_share_learns_what_the_start_its_process_saw_counts() {
     assert!(
         matches!(g, Err(Refusal::WouldWait { .. })),
         "{g:?}: the share sent a fourth into the moved window of 3"
+    );
+}
+
+/// A store whose timeout is longer than three quarters of a fixed window:
+/// a call that reached Redis 2.5 s into a window of 3 s whose start it
+/// measured (Redis was busy) saw the start 0.5 s earlier than the kept one.
+/// It moved the kept start there, as a start seen earlier should, and was
+/// decided only in the moved window, which had just begun: a second unit
+/// in the server's window of 1, which still held the first.
+#[tokio::test]
+async fn a_call_that_reaches_redis_most_of_a_window_late_still_counts_the_kept_start() {
+    let Some(server) = RedisServer::start("redis fixed start: most of a window late") else {
+        return;
+    };
+    let s = warmed(patient(
+        &server,
+        FaultPolicy::FailClosed,
+        Duration::from_secs(5),
+    ))
+    .await;
+    let id = s.bucket_id("route", b"GET /very-late");
+    let ms = Duration::from_millis;
+    let b = fixed(
+        &id,
+        1,
+        ms(3_000),
+        Duration::ZERO,
+        SystemTime::now() - ms(50),
+    );
+    let g = s.acquire(b.clone(), 1, Some(Duration::ZERO)).await;
+    assert!(matches!(g, Ok(StoreGrant::Now)), "{g:?}");
+    let before = kept_start(&server, &id).await;
+    let busy = server.busy_for(2_500).await;
+    let g = s.acquire(b, 1, Some(Duration::ZERO)).await;
+    assert_eq!(
+        busy.await.ok().flatten(),
+        Some(1),
+        "Redis was not kept busy"
+    );
+    let moved = before - kept_start(&server, &id).await;
+    assert!(
+        (100_000..750_000).contains(&moved),
+        "the late call moved the kept start {moved} us earlier"
+    );
+    assert!(
+        matches!(g, Err(Refusal::WouldWait { .. })),
+        "{g:?}: a second unit in the server's window of 1"
     );
 }

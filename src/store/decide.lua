@@ -74,7 +74,11 @@ local observes = op ~= 'depart' and op ~= 'release'
 --   early. A call that reaches Redis more than three quarters of a period
 --   late (one its client gave up on, or any call when the store's timeout is
 --   longer than that) looks like such a start: it moves the start less than a
---   quarter period early.
+--   quarter period early. So the call that moves it also decides in the start
+--   kept before (decided in the moved start alone, such a late call took the
+--   first room of a window that had just begun by the moved start, in the
+--   server's window that was still full), and calls that see the start as
+--   before decide in both (see win.own) until a period of them moves it back.
 -- * A start seen later only moves the kept one once every call for a whole
 --   period, from the first that saw it later, has seen it later, and then by
 --   the least of them (low:<w>, low_since:<w>). A delay alone never moves it
@@ -123,11 +127,12 @@ local function agreed_start(bucket, w, win, seen, meta)
     return kept, kept + after
   end
   if earlier then
+    local was = kept
     kept = kept - (period - after)
     redis.call('HSET', m, 'anchor:' .. w, kept)
     redis.call('HDEL', m, 'low:' .. w, 'low_since:' .. w)
     bucket.anchored = true
-    return kept, nil
+    return kept, was
   end
   if after == 0 then
     if low then

@@ -146,6 +146,8 @@ impl RedisServer {
     /// at the latest; the task's answer is `Some(1)` once it is done.
     pub async fn busy_for(&self, ms: u64) -> tokio::task::JoinHandle<Option<i64>> {
         let mut other = self.connection().await;
+        // Its answer comes after the busy spell, past the default timeout.
+        other.set_response_timeout(Duration::from_millis(ms + 5_000));
         let script = format!(
             "local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; \
              repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > {}; return 1",
