@@ -415,3 +415,46 @@ async fn a_call_that_reaches_redis_most_of_a_window_late_still_counts_the_kept_s
         "{g:?}: a second unit in the server's window of 1"
     );
 }
+
+/// The server's window of 2 s starts 0.5 s after the start the bucket
+/// keeps, and it says it has counted 2 units (other clients') 0.8 s in.
+/// The raise counted what the store holds from the kept start, the two
+/// units this process sent at 0.1 s, and added nothing; once the kept
+/// window was over, the server's, still open, took 3 more units of 3.
+#[tokio::test]
+async fn what_the_server_counts_is_raised_in_the_window_it_counts_in() {
+    let Some(server) = RedisServer::start("redis fixed start: raised in the server's window")
+    else {
+        return;
+    };
+    let s = warm(&server).await;
+    let id = s.bucket_id("route", b"GET /raised");
+    let (length, ms) = (Duration::from_secs(2), Duration::from_millis);
+    let started = Instant::now();
+    let kept = SystemTime::now() - ms(100);
+    for _ in 0..2 {
+        let g = s.acquire(
+            fixed(&id, 3, length, Duration::ZERO, kept),
+            1,
+            Some(Duration::ZERO),
+        );
+        assert!(
+            matches!(g.await, Ok(StoreGrant::Now)),
+            "the kept window's two"
+        );
+    }
+    let seen = fixed(&id, 3, length, Duration::ZERO, kept + ms(500));
+    tokio::time::sleep_until((started + ms(700)).into()).await;
+    s.correct(&seen[0], Correction::Used { window: 0, used: 2 });
+    // Past the kept window's end, within the server's.
+    tokio::time::sleep_until((started + ms(2_100)).into()).await;
+    let mut sent = 0;
+    for _ in 0..3 {
+        let g = s.acquire(seen.clone(), 1, Some(Duration::ZERO)).await;
+        sent += usize::from(matches!(g, Ok(StoreGrant::Now)));
+    }
+    assert_eq!(
+        sent, 1,
+        "2 counted by the server, then {sent} in its window of 3"
+    );
+}

@@ -496,9 +496,21 @@ elseif op == 'raise' then
   local units = tonumber(ARGV[a + 1])
   if not win then return { 3, 0, '' } end
   earliest(win, 0)
-  local from = before(now - win.len)
-  if win.anchor >= 0 then from = start_of(win, now) end
-  units = units - redis.call('ZCOUNT', win.key, from, now)
+  local counted
+  if win.anchor < 0 then
+    counted = redis.call('ZCOUNT', win.key, before(now - win.len), now)
+  else
+    -- The server counted in the window of the start this call saw, which
+    -- may begin after the kept start's and hold less: the lesser count of
+    -- the two (from the kept start alone, units sent before the server's
+    -- window began stood in for units it counted, and its window, once
+    -- the kept one was over, admitted them again).
+    for _, start in ipairs({ win.anchor, win.own }) do
+      local c = redis.call('ZCOUNT', win.key, start_in(win, start, now), now)
+      if not counted or c < counted then counted = c end
+    end
+  end
+  units = units - counted
   if units > 0 then add(win.key, math.min(units, win.limit), now, id) end
   touch(bucket, 0)
   return { 3, 0, '' }
