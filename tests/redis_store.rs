@@ -72,6 +72,45 @@ async fn admit_now(store: &RedisStore, b: &[SharedBucket], n: usize) {
     }
 }
 
+/// `s` after one call on a bucket of its own: connected and with the
+/// script loaded, so that the calls a test times are not slowed by that.
+async fn warm(s: &RedisStore) {
+    admit_now(s, &[bucket(s, "GET /warm-up", &[window(1_000, 1_000)])], 1).await;
+}
+
+/// Until `cmd` answers `want` in Redis, for up to 5 s: how a test waits for
+/// what the store does in the background (a correction, a release) to be
+/// there for a call on any connection. A fixed sleep is not enough where the
+/// machine is busy.
+async fn until_redis(server: &RedisServer, cmd: &redis::Cmd, want: i64) {
+    let mut con = server.connection().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got: i64 = cmd
+            .query_async(&mut con)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{cmd:?} answers {got}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Until Redis holds `field` of hash `key` (or, without one, `key`): what a
+/// correction sent in the background writes.
+async fn until_written(server: &RedisServer, key: &str, field: Option<&str>) {
+    let cmd = match field {
+        Some(f) => redis::cmd("HEXISTS").arg(key).arg(f).clone(),
+        None => redis::cmd("EXISTS").arg(key).clone(),
+    };
+    until_redis(server, &cmd, 1).await;
+}
+
 /// Whether a departure known to lie between `lo` and `hi` may be the one
 /// that lies between `at.0` and `at.1`. Local instants taken around each call
 /// to Redis bracket the time Redis decided at, so they bracket a departure it
@@ -142,6 +181,9 @@ async fn a_window_admits_its_limit_then_reserves_in_fifo_order() {
     assert_eq!(s.status().health, StoreHealth::Connected);
 }
 
+/// A reservation dropped before its departure is released in Redis: the
+/// next waiter takes its slot, and Redis holds only the first unit and the
+/// new reservation.
 #[tokio::test]
 async fn a_dropped_reservation_gives_its_room_back() {
     let Some(server) = RedisServer::start("redis store: cancellation") else {
@@ -154,8 +196,10 @@ async fn a_dropped_reservation_gives_its_room_back() {
     let w = r.wait();
     assert!(w > Duration::from_secs(4));
     drop(r);
-    // The release runs in the background; the next waiter gets the same slot.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The release runs in the background: until only the first unit is
+    // left. Then the next waiter gets the same slot.
+    let key = format!("t:route:{}:0", b[0].id);
+    until_redis(&server, redis::cmd("ZCARD").arg(&key), 1).await;
     let held = reserved(s.acquire(b.to_vec(), 1, None).await);
     assert!(
         held.wait() <= w,
@@ -163,7 +207,6 @@ async fn a_dropped_reservation_gives_its_room_back() {
         held.wait()
     );
     let mut con = server.connection().await;
-    let key = format!("t:route:{}:0", b[0].id);
     let n: u64 = redis::cmd("ZCARD")
         .arg(&key)
         .query_async(&mut con)
@@ -249,6 +292,9 @@ async fn fixed_windows_reset_on_their_anchor() {
     );
 }
 
+/// Corrections one process sends (a count the server reported, a 429's
+/// block, a new limit) hold for another process on the same Redis, once
+/// they have reached it.
 #[tokio::test]
 async fn corrections_block_raise_and_change_limits_for_everyone() {
     let Some(server) = RedisServer::start("redis store: corrections") else {
@@ -259,7 +305,7 @@ async fn corrections_block_raise_and_change_limits_for_everyone() {
     let bucket_a = bucket(&a, "GET /x", &[window(10, 60_000)]);
     // The server counted 8 of 10: another process now has 2 left.
     a.correct(&bucket_a, Correction::Used { window: 0, used: 8 });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    until_written(&server, &format!("t:route:{}:0", bucket_a.id), None).await;
     admit_now(&b, std::slice::from_ref(&bucket_a), 2).await;
     assert!(
         now_or_wait(&b, std::slice::from_ref(&bucket_a), Some(Duration::ZERO))
@@ -274,7 +320,7 @@ async fn corrections_block_raise_and_change_limits_for_everyone() {
             duration: Duration::from_secs(2),
         },
     );
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    until_written(&server, &format!("t:route:{}:m", other.id), Some("block")).await;
     let w = now_or_wait(&b, std::slice::from_ref(&other), None)
         .await
         .unwrap_or_default();
@@ -288,7 +334,7 @@ async fn corrections_block_raise_and_change_limits_for_everyone() {
             limit: 1,
         },
     );
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    until_written(&server, &format!("t:route:{}:m", third.id), Some("limit:0")).await;
     assert_eq!(
         now_or_wait(&b, std::slice::from_ref(&third), Some(Duration::ZERO)).await,
         Some(Duration::ZERO)
@@ -319,6 +365,8 @@ async fn a_redis_that_lost_its_scripts_gets_them_again() {
     assert_eq!(s.status().health, StoreHealth::Connected);
 }
 
+/// Key names carry the prefix and a hash of the API key, never the key
+/// itself, and every key expires (here within twice the 2 s window).
 #[tokio::test]
 async fn keys_hash_the_api_key_carry_the_prefix_and_expire() {
     let Some(server) = RedisServer::start("redis store: key names") else {
@@ -338,7 +386,8 @@ async fn keys_hash_the_api_key_carry_the_prefix_and_expire() {
             duration: Duration::from_millis(10),
         },
     );
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    let meta = format!("t:api_key:{}:m", b[0].id);
+    until_written(&server, &meta, Some("block")).await;
     let mut con = server.connection().await;
     let keys = server.keys().await;
     assert_eq!(keys.len(), 2, "{keys:?}");
@@ -436,6 +485,9 @@ impl tower_quota::clock::Clock for Ahead {
     }
 }
 
+/// Two processes whose clocks are 7 s apart, each told the server's reset on
+/// its own clock, see the same fixed window: the one that did not fill it
+/// waits until the shared reset.
 #[tokio::test]
 async fn fixed_windows_agree_between_clocks_seconds_apart() {
     let Some(server) = RedisServer::start("redis store: fixed windows, skewed clocks") else {
@@ -448,6 +500,10 @@ async fn fixed_windows_agree_between_clocks_seconds_apart() {
         .clock(Ahead(tower_quota::clock::SystemClock::new(), skew))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
+    // Connected before the timed part; b has the default timeout (50 ms),
+    // which a first call's connecting may pass on a busy machine.
+    warm(&a).await;
+    warm(&b).await;
     // The server's hour ends 0.8 s from now; each process knows it on its own
     // clock (b's runs 7 s ahead, so its reset reads 7 s later).
     let reset = SystemTime::now() + Duration::from_millis(800);
@@ -471,14 +527,19 @@ async fn fixed_windows_agree_between_clocks_seconds_apart() {
 
 /// A response that came back late widens the shared window for every process,
 /// and a ticket reserved before the correction leaves later (decided again).
+/// Both are checked against when the first two left, so a busy machine's
+/// delays do not count against the widening.
 #[tokio::test]
 async fn a_late_response_widens_the_window_for_everyone() {
     let Some(server) = RedisServer::start("redis store: late responses") else {
         return;
     };
     let (a, b) = (store(&server), store(&server));
+    warm(&a).await;
+    warm(&b).await;
     let shared = bucket(&a, "GET /slow", &[window(2, 400)]);
     let one = std::slice::from_ref(&shared);
+    let t0 = Instant::now();
     admit_now(&a, one, 2).await;
     // A third is reserved at the window's end (in 400 ms).
     let held = reserved(a.acquire(one.to_vec(), 1, None).await);
@@ -493,19 +554,24 @@ async fn a_late_response_widens_the_window_for_everyone() {
             late: Duration::from_millis(200),
         },
     );
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    let meta = format!("t:route:{}:m", shared.id);
+    until_written(&server, &meta, Some("late:0")).await;
     // Another process's request waits for the widened window: until one
     // window after the responses (600 ms from the start, about 370 ms from
-    // now), where it would have waited for the held ticket (170 ms).
+    // now), where it would have waited for the held ticket (400 ms).
+    // (The wait counts from when Redis decided: before the answer came.)
+    let widened = t0 + Duration::from_millis(600);
     let w = now_or_wait(&b, one, None).await.unwrap_or_default();
-    assert!(w > Duration::from_millis(300), "{w:?}");
+    let answered = Instant::now();
+    assert!(answered + w + Duration::from_millis(2) >= widened, "{w:?}");
     // At its departure (400 ms) the held ticket no longer fits: it is
     // decided again, behind the other process's request.
     tokio::time::sleep_until(departure).await;
     match held.depart().await {
         Ok(StoreGrant::Later(again)) => {
+            let answered = Instant::now();
             assert!(
-                again.wait() > Duration::from_millis(100),
+                answered + again.wait() + Duration::from_millis(2) >= widened,
                 "{:?}",
                 again.wait()
             );
@@ -523,7 +589,9 @@ async fn a_late_response_holds_a_fixed_window_too() {
         return;
     };
     let s = store(&server);
+    warm(&s).await;
     // 350 ms into a 400 ms window: the boundary is 50 ms away.
+    let t0 = Instant::now();
     let fixed = SharedWindow {
         limit: 1,
         length: Duration::from_millis(400),
@@ -544,10 +612,11 @@ async fn a_late_response_holds_a_fixed_window_too() {
             },
         );
     }
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    until_written(&server, &format!("t:route:{}:m", b.id), Some("late:0")).await;
     let w = now_or_wait(&s, one, None).await.unwrap_or_default();
+    let answered = Instant::now();
     assert!(
-        w > Duration::from_millis(350),
+        answered + w + Duration::from_millis(2) >= t0 + Duration::from_millis(450),
         "the window after next: {w:?}"
     );
 }
@@ -561,6 +630,7 @@ async fn a_fixed_windows_margin_keeps_the_servers_boundaries() {
         return;
     };
     let s = store(&server);
+    warm(&s).await;
     // The server's window: 200 ms; the client's margin: 100 ms. We are 150 ms
     // into a window, within the margin before the boundary at 200 ms.
     let fixed = SharedWindow {
