@@ -30,12 +30,15 @@ fn store_with(server: &RedisServer, policy: FaultPolicy, in_flight: usize) -> Ar
     store_at(&server.url(), policy, in_flight)
 }
 
-/// A store of Redis at `url`.
+/// A store of Redis at `url`. Its timeout is long enough that a busy
+/// machine does not make an outage of a slow call (or a Degraded health of
+/// one over half of it); a stopped Redis or a closed [`Gate`] fails a call
+/// at once.
 fn store_at(url: &str, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
     RedisStore::builder(url)
         .prefix("faults")
         .policy(policy)
-        .timeout(Duration::from_millis(100))
+        .timeout(Duration::from_millis(500))
         .retry_every(Duration::from_millis(100))
         .max_in_flight(in_flight)
         .build()
@@ -77,6 +80,14 @@ async fn admit_now(s: &RedisStore, b: &[SharedBucket], most: usize) -> (usize, O
         }
     }
     (most, None)
+}
+
+/// `s` after one call on a bucket of its own: connected, with the script
+/// loaded, so that a test's first call that must reach Redis is not the slow
+/// one that connects.
+async fn warm(s: &RedisStore) {
+    let b = named(s, "GET /warm-up", 1_000, Duration::from_secs(1));
+    assert_eq!(admit_now(s, &b, 1).await, (1, None), "warming up");
 }
 
 /// Until the store answers from Redis again (it retries every 100 ms).
@@ -185,6 +196,10 @@ async fn shares_that_fail_over_together_stay_within_the_limit() {
     );
 }
 
+/// Sixteen tasks drive a key through the layer while Redis is stopped for
+/// 400 ms and started again: under either policy the run completes without
+/// a panic, the report shows the outage, fail closed refuses meanwhile and
+/// the share does not, and the store goes back to Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_through_an_outage_completes_under_either_policy() {
     for policy in [FaultPolicy::FailClosed, share(4)] {
@@ -223,7 +238,6 @@ async fn a_run_through_an_outage_completes_under_either_policy() {
             .await
             .unwrap_or_else(|e| panic!("the run panicked: {e}"));
         let sent = departures.lock().map(|d| d.len()).unwrap_or(0);
-        let status = limiter.store_status().unwrap_or_else(|| panic!("shared"));
         match policy {
             FaultPolicy::FailClosed => {
                 assert_eq!(during, Some(StoreHealth::Failing));
@@ -235,24 +249,22 @@ async fn a_run_through_an_outage_completes_under_either_policy() {
             }
         }
         assert!(sent >= 40, "{policy:?}: only {sent} sent");
-        assert_eq!(
-            status.health,
-            StoreHealth::Connected,
-            "{policy:?}: {status:?}"
-        );
+        // Back to Redis: by the end of the run as a rule, but a busy machine
+        // may restart Redis late or fail a call just after.
+        until_back(&s, &named(&s, "GET /back", 100, Duration::from_secs(30))).await;
     }
 }
 
+/// Sixteen requests at once through a store allowed one call in flight: one
+/// goes to Redis, the fifteen others get the fault policy (fail closed) at
+/// once, and Redis is not taken for away.
 #[tokio::test]
 async fn past_its_calls_in_flight_a_request_gets_the_policy_and_redis_stays_connected() {
     let Some(server) = RedisServer::start("redis faults: calls in flight") else {
         return;
     };
-    let s = RedisStore::builder(server.url())
-        .prefix("faults")
-        .max_in_flight(1)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = store_with(&server, FaultPolicy::FailClosed, 1);
+    warm(&s).await;
     let b = bucket(&s, 100);
     // Sixteen at once, one call allowed in flight: the first goes to Redis,
     // the others are refused at once instead of queueing.
@@ -332,6 +344,7 @@ async fn units_decided_past_the_calls_in_flight_are_counted_in_redis() {
     let a = store_with(&server, share(2), 1);
     let b = store(&server, share(2));
     let four = bucket(&a, 4);
+    warm(&a).await;
     // Two at once from `a`: one through Redis, one from its share.
     let (first, second) = tokio::join!(
         a.acquire(four.clone(), 1, Some(Duration::ZERO)),
