@@ -151,27 +151,44 @@ async fn drive(
     all
 }
 
-/// Admitted requests per route within `[first, first + windows * W)` of the
-/// server's record.
-fn admitted_in(server: &TestServer, windows: u32) -> HashMap<String, u64> {
-    let events = server.recorder().events();
-    let first = events
-        .iter()
-        .filter(|e| e.outcome == Outcome::Admitted)
-        .map(|e| e.at)
-        .min()
-        .unwrap_or(Nanos::ZERO);
-    let end = first + WINDOW * windows;
-    let mut per_route: HashMap<String, u64> = HashMap::new();
-    for e in events
-        .iter()
-        .filter(|e| e.outcome == Outcome::Admitted && e.at < end)
-    {
-        *per_route.entry(e.route.clone()).or_default() += e.cost;
+/// The first `windows` windows of traffic per route in the server's record:
+/// each starts at the first admission at or after the previous one's end
+/// (the first at the route's first admission), with the start and the units
+/// admitted within a window of it. On a busy machine each burst leaves a
+/// little after the window frees, and these windows follow it there: a grid
+/// fixed at the first admission splits the later bursts across its windows
+/// and pushes the last out of the run.
+fn windows_of_traffic(server: &TestServer, windows: usize) -> HashMap<String, Vec<(Nanos, u64)>> {
+    let mut admitted: HashMap<String, Vec<(Nanos, u64)>> = HashMap::new();
+    for e in server.recorder().events() {
+        if e.outcome == Outcome::Admitted {
+            admitted
+                .entry(e.route.clone())
+                .or_default()
+                .push((e.at, e.cost));
+        }
+    }
+    let mut per_route = HashMap::new();
+    for (route, mut units) in admitted {
+        units.sort_unstable();
+        let mut traffic: Vec<(Nanos, u64)> = Vec::new();
+        for (at, cost) in units {
+            let full = traffic.len() == windows;
+            match traffic.last_mut() {
+                Some((start, n)) if at < *start + WINDOW => *n += cost,
+                _ if full => break,
+                _ => traffic.push((at, cost)),
+            }
+        }
+        per_route.insert(route, traffic);
     }
     per_route
 }
 
+/// 32 tasks on three routes, waiting as long as it takes: no 429, never more
+/// than a route's limit in any server window, and each route's first eight
+/// windows of traffic hold at least 95 % of their allowance, each starting
+/// soon after the one before frees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_tasks_get_no_429_and_use_the_allowance() {
     let _serial = REAL_TIME.lock().await;
@@ -187,10 +204,22 @@ async fn thirty_two_tasks_get_no_429_and_use_the_allowance() {
         assert!(b.max_in_any_window() <= b.windows[0].window.limit, "{b:?}");
     }
     // Utilisation over the first eight windows of traffic.
-    let admitted = admitted_in(&server, 8);
+    let traffic = windows_of_traffic(&server, 8);
     for (_, _, label) in ROUTES {
         let limit = limits(label).map_or(0, |l| l.quotas()[0].limit()) as u64;
-        let got = admitted.get(label).copied().unwrap_or(0);
+        let windows = traffic.get(label).cloned().unwrap_or_default();
+        assert_eq!(windows.len(), 8, "{label}: {windows:?}");
+        // Each window's burst leaves once the one before frees: a window and
+        // the margin after it started, and a busy machine's scheduling delay
+        // (measured up to about 55 ms a window under load; 150 allowed).
+        for w in windows.windows(2) {
+            let gap = w[1].0.saturating_since(w[0].0);
+            assert!(
+                gap <= WINDOW + Duration::from_millis(20 + 150),
+                "{label}: a window of traffic started {gap:?} after the one before: {windows:?}"
+            );
+        }
+        let got: u64 = windows.iter().map(|&(_, n)| n).sum();
         let share = got as f64 / (8 * limit) as f64;
         // Over eight windows (the issue asks for at least three): the first
         // window loses up to nine units, because eleven requests per route leave
@@ -200,8 +229,9 @@ async fn thirty_two_tasks_get_no_429_and_use_the_allowance() {
         // full. Over three windows that start-up loss alone reads 90-98 %.
         assert!(
             share >= 0.95,
-            "{label}: {got} of {} ({share:.3})",
-            8 * limit
+            "{label}: {got} of {} ({share:.3}) in {:?}",
+            8 * limit,
+            windows.iter().map(|&(_, n)| n).collect::<Vec<_>>()
         );
         eprintln!("{label}: {got} of {} ({share:.3})", 8 * limit);
     }
