@@ -49,6 +49,7 @@ async fn a_departure_decided_again_gets_only_what_is_left_of_the_longest_wait() 
             margin: Duration::ZERO,
         }],
     );
+    let sent = Instant::now();
     let g = s.acquire(vec![one.clone()], 1, None).await;
     assert!(matches!(g, Ok(StoreGrant::Now)), "{g:?}");
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -58,6 +59,11 @@ async fn a_departure_decided_again_gets_only_what_is_left_of_the_longest_wait() 
         Ok(StoreGrant::Later(r)) => r,
         other => panic!("expected a reservation, got {other:?}"),
     };
+    let departs = Instant::now() + held.wait();
+    // The slow response comes back, and is told, 180 ms after it was sent: a
+    // lateness holds for a window from when it is told, so told at once it
+    // would lapse just after the departure, which a busy machine makes late.
+    tokio::time::sleep_until((sent + Duration::from_millis(180)).into()).await;
     s.correct(
         &one,
         Correction::Late {
@@ -65,7 +71,12 @@ async fn a_departure_decided_again_gets_only_what_is_left_of_the_longest_wait() 
             late: Duration::from_millis(180),
         },
     );
-    tokio::time::sleep(held.wait()).await;
+    // The correction goes in the background: in Redis before the departure.
+    let meta = format!("max-wait:route:{}:m", one.id);
+    server
+        .until(redis::cmd("HEXISTS").arg(&meta).arg("late:0"), 1)
+        .await;
+    tokio::time::sleep_until(departs.into()).await;
     match held.depart().await {
         Err(Refusal::WouldWait { wait, .. }) => assert!(wait > cap, "{wait:?}"),
         Ok(StoreGrant::Later(again)) => panic!(

@@ -78,29 +78,6 @@ async fn warm(s: &RedisStore) {
     admit_now(s, &[bucket(s, "GET /warm-up", &[window(1_000, 1_000)])], 1).await;
 }
 
-/// Until `cmd` answers `want` in Redis, for up to 5 s: how a test waits for
-/// what the store does in the background (a correction, a release) to be
-/// there for a call on any connection. A fixed sleep is not enough where the
-/// machine is busy.
-async fn until_redis(server: &RedisServer, cmd: &redis::Cmd, want: i64) {
-    let mut con = server.connection().await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let got: i64 = cmd
-            .query_async(&mut con)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{cmd:?} answers {got}, not {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// Until Redis holds `field` of hash `key` (or, without one, `key`): what a
 /// correction sent in the background writes.
 async fn until_written(server: &RedisServer, key: &str, field: Option<&str>) {
@@ -108,7 +85,7 @@ async fn until_written(server: &RedisServer, key: &str, field: Option<&str>) {
         Some(f) => redis::cmd("HEXISTS").arg(key).arg(f).clone(),
         None => redis::cmd("EXISTS").arg(key).clone(),
     };
-    until_redis(server, &cmd, 1).await;
+    server.until(&cmd, 1).await;
 }
 
 /// Whether a departure known to lie between `lo` and `hi` may be the one
@@ -199,7 +176,7 @@ async fn a_dropped_reservation_gives_its_room_back() {
     // The release runs in the background: until only the first unit is
     // left. Then the next waiter gets the same slot.
     let key = format!("t:route:{}:0", b[0].id);
-    until_redis(&server, redis::cmd("ZCARD").arg(&key), 1).await;
+    server.until(redis::cmd("ZCARD").arg(&key), 1).await;
     let held = reserved(s.acquire(b.to_vec(), 1, None).await);
     assert!(
         held.wait() <= w,

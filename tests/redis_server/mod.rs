@@ -141,6 +141,29 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Until `cmd` answers `want`, for up to 5 s: how a test waits for what
+    /// a store does in the background (a correction, a release) to be there
+    /// for a call on any connection. A fixed sleep is not enough where the
+    /// machine is busy.
+    pub async fn until(&self, cmd: &redis::Cmd, want: i64) {
+        let mut con = self.connection().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let got: i64 = cmd
+                .query_async(&mut con)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cmd:?} answers {got}, not {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Keeps the server busy for `ms` with a script on a connection of its
     /// own (every other client's call waits), from 3 ms after this returns
     /// at the latest; the task's answer is `Some(1)` once it is done.
