@@ -31,7 +31,9 @@ async fn a_request_the_store_refuses_leaves_nothing_charged_here() {
     let store = RedisStore::builder(server.url())
         .prefix("refused")
         .policy(FaultPolicy::FailClosed)
-        .timeout(Duration::from_millis(100))
+        // A stopped Redis fails a call at once; a busy machine must not make
+        // an outage of a slow call once it is back.
+        .timeout(Duration::from_millis(500))
         .retry_every(Duration::from_millis(50))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
