@@ -3,6 +3,7 @@
 #![cfg(feature = "redis")]
 
 mod redis_drive;
+mod redis_kit;
 mod redis_server;
 
 use std::num::NonZeroU32;
@@ -11,13 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis_drive::{drive, unix_micros};
+use redis_kit::{sliding, warm};
 use redis_server::RedisServer;
 use tower_quota::ledger::Refusal;
 use tower_quota::quota::Quota;
 use tower_quota::scope::KeySource;
 use tower_quota::store::{
-    Correction, FaultPolicy, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant,
-    StoreHealth,
+    Correction, FaultPolicy, RedisStore, SharedBucket, SharedStore, StoreGrant, StoreHealth,
 };
 use tower_quota::Limiter;
 
@@ -30,19 +31,10 @@ fn store_with(server: &RedisServer, policy: FaultPolicy, in_flight: usize) -> Ar
     store_at(&server.url(), policy, in_flight)
 }
 
-/// A store of Redis at `url`. Its timeout is long enough that a busy
-/// machine does not make an outage of a slow call (or a Degraded health of
-/// one over half of it); a stopped Redis or a closed [`Gate`] fails a call
-/// at once.
+/// A store of Redis at `url` (a closed [`Gate`] fails a call at once, as a
+/// stopped Redis does).
 fn store_at(url: &str, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
-    RedisStore::builder(url)
-        .prefix("faults")
-        .policy(policy)
-        .timeout(Duration::from_millis(500))
-        .retry_every(Duration::from_millis(100))
-        .max_in_flight(in_flight)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
+    redis_kit::store_at(url, "faults", policy, in_flight)
 }
 
 /// A share of each limit for one of `n` processes.
@@ -52,22 +44,8 @@ fn share(n: u32) -> FaultPolicy {
     }
 }
 
-/// A bucket `name` of `limit` units per `length`.
-fn named(store: &RedisStore, name: &str, limit: u32, length: Duration) -> Vec<SharedBucket> {
-    vec![SharedBucket::new(
-        "route",
-        store.bucket_id("route", name.as_bytes()),
-        [SharedWindow {
-            limit,
-            length,
-            anchor: None,
-            margin: Duration::ZERO,
-        }],
-    )]
-}
-
 fn bucket(store: &RedisStore, limit: u32) -> Vec<SharedBucket> {
-    named(store, "GET /x", limit, Duration::from_secs(30))
+    sliding(store, "GET /x", limit, Duration::from_secs(30))
 }
 
 /// Admissions now (never waiting) until the first refusal, up to `most`.
@@ -80,14 +58,6 @@ async fn admit_now(s: &RedisStore, b: &[SharedBucket], most: usize) -> (usize, O
         }
     }
     (most, None)
-}
-
-/// `s` after one call on a bucket of its own: connected, with the script
-/// loaded, so that a test's first call that must reach Redis is not the slow
-/// one that connects.
-async fn warm(s: &RedisStore) {
-    let b = named(s, "GET /warm-up", 1_000, Duration::from_secs(1));
-    assert_eq!(admit_now(s, &b, 1).await, (1, None), "warming up");
 }
 
 /// Until the store answers from Redis again (it retries every 100 ms).
@@ -172,7 +142,7 @@ async fn shares_that_fail_over_together_stay_within_the_limit() {
     let busy = store(&server, share(2));
     let quiet = store(&server, share(2));
     let uneven = bucket(&busy, 10);
-    let even = named(&busy, "GET /even", 10, Duration::from_secs(30));
+    let even = sliding(&busy, "GET /even", 10, Duration::from_secs(30));
     assert_eq!(admit_now(&busy, &even, 2).await, (2, None));
     assert_eq!(admit_now(&quiet, &even, 2).await, (2, None));
     assert_eq!(admit_now(&busy, &uneven, 8).await, (8, None));
@@ -251,7 +221,7 @@ async fn a_run_through_an_outage_completes_under_either_policy() {
         assert!(sent >= 40, "{policy:?}: only {sent} sent");
         // Back to Redis: by the end of the run as a rule, but a busy machine
         // may restart Redis late or fail a call just after.
-        until_back(&s, &named(&s, "GET /back", 100, Duration::from_secs(30))).await;
+        until_back(&s, &sliding(&s, "GET /back", 100, Duration::from_secs(30))).await;
     }
 }
 
@@ -317,8 +287,8 @@ async fn shares_of_a_limit_below_the_process_count_send_nothing() {
         return;
     };
     let stores: Vec<_> = (0..4).map(|_| store(&server, share(4))).collect();
-    let small = named(&stores[0], "GET /small", 2, Duration::from_secs(30));
-    let eight = named(&stores[0], "GET /eight", 8, Duration::from_secs(30));
+    let small = sliding(&stores[0], "GET /small", 2, Duration::from_secs(30));
+    let eight = sliding(&stores[0], "GET /eight", 8, Duration::from_secs(30));
     server.stop();
     for s in &stores {
         let (n, refusal) = admit_now(s, &small, 10).await;
@@ -372,8 +342,8 @@ async fn a_short_buckets_request_keeps_a_long_buckets_record() {
         return;
     };
     let s = store(&server, share(2));
-    let long = named(&s, "GET /long", 10, Duration::from_secs(60));
-    let short = named(&s, "GET /short", 100, Duration::from_millis(500));
+    let long = sliding(&s, "GET /long", 10, Duration::from_secs(60));
+    let short = sliding(&s, "GET /short", 100, Duration::from_millis(500));
     server.stop();
     assert_eq!(admit_now(&s, &long, 10).await.0, 5, "its share of 10");
     tokio::time::sleep(Duration::from_millis(1_100)).await;
@@ -398,7 +368,7 @@ async fn a_shares_reservation_counts_in_redis_from_its_departure() {
         return;
     };
     let s = store(&server, share(1));
-    let one = named(&s, "GET /one", 1, Duration::from_secs(1));
+    let one = sliding(&s, "GET /one", 1, Duration::from_secs(1));
     server.stop();
     assert_eq!(admit_now(&s, &one, 1).await.0, 1);
     let held = match s.acquire(one.clone(), 1, None).await {
@@ -408,7 +378,7 @@ async fn a_shares_reservation_counts_in_redis_from_its_departure() {
     tokio::time::sleep(held.wait()).await;
     assert!(matches!(held.depart().await, Ok(StoreGrant::Now)));
     server.restart();
-    until_back(&s, &named(&s, "GET /probe", 100, Duration::from_secs(1))).await;
+    until_back(&s, &sliding(&s, "GET /probe", 100, Duration::from_secs(1))).await;
     // The reservation left a moment ago: the window holds it for a second.
     let other = store(&server, FaultPolicy::FailClosed);
     let refusal = other.acquire(one, 1, Some(Duration::ZERO)).await;
@@ -430,9 +400,9 @@ async fn a_shares_reservation_that_a_slow_response_delays_counts_from_when_it_le
     };
     let s = store(&server, share(1));
     let second = Duration::from_secs(1);
-    let probe = named(&s, "GET /probe", 100, second);
+    let probe = sliding(&s, "GET /probe", 100, second);
     assert_eq!(admit_now(&s, &probe, 1).await.0, 1, "warming up");
-    let one = named(&s, "GET /one", 1, second);
+    let one = sliding(&s, "GET /one", 1, second);
     server.stop();
     let t0 = std::time::Instant::now();
     assert_eq!(admit_now(&s, &one, 1).await.0, 1);
@@ -477,8 +447,8 @@ async fn a_hand_over_that_fails_keeps_the_departures_for_the_next_answer() {
     };
     let gate = Gate::start(server.port()).await;
     let s = store_at(&gate.url(), share(2), 4096);
-    let long = named(&s, "GET /long", 10, Duration::from_secs(60));
-    let probe = named(&s, "GET /probe", 100, Duration::from_secs(60));
+    let long = sliding(&s, "GET /long", 10, Duration::from_secs(60));
+    let probe = sliding(&s, "GET /probe", 100, Duration::from_secs(60));
     assert_eq!(admit_now(&s, &probe, 1).await.0, 1);
     gate.close();
     assert_eq!(admit_now(&s, &long, 10).await.0, 5, "its share of 10");

@@ -4,17 +4,18 @@
 //! move of the server's boundary is followed.
 #![cfg(feature = "redis")]
 
+mod redis_kit;
 mod redis_server;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use redis_kit::reserved;
 use redis_server::RedisServer;
 use tower_quota::ledger::Refusal;
 use tower_quota::store::{
-    Correction, FaultPolicy, RedisStore, Reserved, SharedBucket, SharedStore, SharedWindow,
-    StoreGrant,
+    Correction, FaultPolicy, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant,
 };
 
 fn store(server: &RedisServer) -> Arc<RedisStore> {
@@ -37,25 +38,14 @@ fn patient(server: &RedisServer, policy: FaultPolicy, timeout: Duration) -> Arc<
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The store after one call on a bucket of its own: connected and with the
-/// script loaded, so that a test's first call is not the one delayed by
-/// connecting (a delay makes a start look later; see `decide.lua`).
+/// The store, warmed up (see [`redis_kit::warm`]).
 async fn warm(server: &RedisServer) -> Arc<RedisStore> {
     warmed(store(server)).await
 }
 
-/// `s` after one call on a bucket of its own (see [`warm`]).
+/// `s`, warmed up (see [`redis_kit::warm`]).
 async fn warmed(s: Arc<RedisStore>) -> Arc<RedisStore> {
-    let id = s.bucket_id("route", b"GET /warm-up");
-    let anchor = SystemTime::now();
-    let g = s
-        .acquire(
-            fixed(&id, 100, Duration::from_secs(1), Duration::ZERO, anchor),
-            1,
-            Some(Duration::ZERO),
-        )
-        .await;
-    assert!(matches!(g, Ok(StoreGrant::Now)), "warming up: {g:?}");
+    redis_kit::warm(&s).await;
     s
 }
 
@@ -78,14 +68,6 @@ fn fixed(
             margin,
         }],
     )]
-}
-
-/// The reservation a store granted, or a panic saying what came instead.
-fn reserved(grant: Result<StoreGrant, Refusal>) -> Box<dyn Reserved> {
-    match grant {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    }
 }
 
 /// The start bucket `id` keeps for its window 0, in microseconds on Redis's

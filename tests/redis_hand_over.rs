@@ -3,6 +3,7 @@
 //! of its own departure, and none lost to a caller that stops waiting.
 #![cfg(feature = "redis")]
 
+mod redis_kit;
 mod redis_server;
 
 use std::num::NonZeroU32;
@@ -10,11 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use redis_kit::{reserved, sliding};
 use redis_server::RedisServer;
 use tower_quota::ledger::Refusal;
 use tower_quota::store::{
-    FaultPolicy, RedisStore, Reserved, SharedBucket, SharedStore, SharedWindow, StoreGrant,
-    StoreHealth,
+    FaultPolicy, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant, StoreHealth,
 };
 
 /// A store of `server` with a share of each whole limit, at most `in_flight`
@@ -25,14 +26,7 @@ fn store(server: &RedisServer, policy: FaultPolicy, in_flight: usize) -> Arc<Red
 
 /// A store of the Redis at `url`.
 fn store_at(url: &str, policy: FaultPolicy, in_flight: usize) -> Arc<RedisStore> {
-    RedisStore::builder(url)
-        .prefix("hand-over")
-        .policy(policy)
-        .timeout(Duration::from_millis(500))
-        .retry_every(Duration::from_millis(100))
-        .max_in_flight(in_flight)
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
+    redis_kit::store_at(url, "hand-over", policy, in_flight)
 }
 
 /// The whole of each limit for the one process that shares it.
@@ -40,20 +34,6 @@ fn whole_share() -> FaultPolicy {
     FaultPolicy::LocalShare {
         processes: NonZeroU32::MIN,
     }
-}
-
-/// A sliding bucket `name` of `limit` units per `length`.
-fn sliding(s: &RedisStore, name: &str, limit: u32, length: Duration) -> Vec<SharedBucket> {
-    vec![SharedBucket::new(
-        "route",
-        s.bucket_id("route", name.as_bytes()),
-        [SharedWindow {
-            limit,
-            length,
-            anchor: None,
-            margin: Duration::ZERO,
-        }],
-    )]
 }
 
 /// Keeps the store's one call allowed in flight taken, by a probe that waits
@@ -92,14 +72,6 @@ async fn probe_answered(
         "Redis was not kept busy"
     );
     assert_eq!(probe.await.ok(), Some(true), "the probe reached Redis");
-}
-
-/// The share's reservation, or a panic saying what came instead.
-fn reserved(grant: Result<StoreGrant, Refusal>) -> Box<dyn Reserved> {
-    match grant {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation from the share, got {other:?}"),
-    }
 }
 
 /// The share admitted a unit and reserved the next one a window ahead while

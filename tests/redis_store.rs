@@ -3,16 +3,17 @@
 //! atomic script per decision, key names, expiry, and NOSCRIPT.
 #![cfg(feature = "redis")]
 
+mod redis_kit;
 mod redis_server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use redis_kit::{reserved, warm};
 use redis_server::RedisServer;
 use tower_quota::ledger::Refusal;
 use tower_quota::store::{
-    Correction, RedisStore, Reserved, SharedBucket, SharedStore, SharedWindow, StoreGrant,
-    StoreHealth,
+    Correction, RedisStore, SharedBucket, SharedStore, SharedWindow, StoreGrant, StoreHealth,
 };
 
 fn window(limit: u32, ms: u64) -> SharedWindow {
@@ -53,14 +54,6 @@ async fn now_or_wait(
     }
 }
 
-/// The reservation a store granted, or a panic saying what came instead.
-fn reserved(grant: Result<StoreGrant, Refusal>) -> Box<dyn Reserved> {
-    match grant {
-        Ok(StoreGrant::Later(r)) => r,
-        other => panic!("expected a reservation, got {other:?}"),
-    }
-}
-
 /// Asserts that `n` requests in a row are admitted at once.
 async fn admit_now(store: &RedisStore, b: &[SharedBucket], n: usize) {
     for i in 0..n {
@@ -70,12 +63,6 @@ async fn admit_now(store: &RedisStore, b: &[SharedBucket], n: usize) {
             "request {i} of {n} was not admitted at once"
         );
     }
-}
-
-/// `s` after one call on a bucket of its own: connected and with the
-/// script loaded, so that the calls a test times are not slowed by that.
-async fn warm(s: &RedisStore) {
-    admit_now(s, &[bucket(s, "GET /warm-up", &[window(1_000, 1_000)])], 1).await;
 }
 
 /// Until Redis holds `field` of hash `key` (or, without one, `key`): what a
