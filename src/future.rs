@@ -403,7 +403,7 @@ fn next_step<S: Service<Req>, Req, C: Clock>(
     service: Option<S>,
 ) -> State<S, Req> {
     match &limiter.shared {
-        Some(store) if asks_store(limiter, charged) => State::Asking {
+        Some(store) if limiter.asks_store(charged) => State::Asking {
             future: store.acquire(charged.shared.clone(), cost, max_wait.limit()),
             held,
             request,
@@ -415,11 +415,6 @@ fn next_step<S: Service<Req>, Req, C: Clock>(
             service,
         },
     }
-}
-
-/// Whether a shared store decides for `charged` after this process.
-fn asks_store<C: Clock>(limiter: &Limiter<C>, charged: &Charged) -> bool {
-    limiter.shared.is_some() && !charged.shared.is_empty()
 }
 
 /// Takes `cost` in `buckets` now, if they have room, held in `held` until

@@ -369,6 +369,11 @@ impl<C: Clock> Limiter<C> {
         self.cost.as_ref().map_or(1, |f| f(req).max(1))
     }
 
+    /// Whether a shared store decides for `charged` after this process.
+    pub(crate) fn asks_store(&self, charged: &Charged) -> bool {
+        self.shared.is_some() && !charged.shared.is_empty()
+    }
+
     /// What is left at `now` of the longest wait for a request first
     /// decided at `asked`.
     pub(crate) fn max_wait_left(&self, asked: Nanos, now: Nanos) -> MaxWait {
@@ -420,7 +425,7 @@ impl<C: Clock> Limiter<C> {
         // A shared store decides after this process: until it has, even a
         // request with room here only holds it, and gives it back if the
         // store refuses (nothing stays charged for a request not sent).
-        let hold = self.shared.is_some() && !charged.shared.is_empty();
+        let hold = self.asks_store(charged);
         let take = |buckets: &[Arc<Bucket>], not_before: Nanos, max_wait: MaxWait| {
             if hold {
                 reserve_from(buckets, cost, now, not_before, max_wait).map(Grant::Later)
