@@ -119,9 +119,27 @@ pub(crate) fn tightest_count<'a>(
     values: impl IntoIterator<Item = &'a Json>,
     tightest: Tightest,
 ) -> Result<Figure, BadCount> {
+    tightest_of(values, tightest, count)
+}
+
+/// The limit `values` give: the smallest, each a count that fits the engine's
+/// `u32` limits ([`limit`]).
+pub(crate) fn tightest_limit<'a>(
+    values: impl IntoIterator<Item = &'a Json>,
+) -> Result<Figure, BadCount> {
+    tightest_of(values, Tightest::Smallest, limit)
+}
+
+/// The `tightest` of `values`, each read with `read` (the first it refuses
+/// is the error).
+fn tightest_of<'a>(
+    values: impl IntoIterator<Item = &'a Json>,
+    tightest: Tightest,
+    read: fn(Option<&Json>) -> Result<u64, BadCount>,
+) -> Result<Figure, BadCount> {
     let mut figure: Option<Figure> = None;
     for value in values {
-        let n = count(Some(value))?;
+        let n = read(Some(value))?;
         figure = Some(match figure {
             None => Figure {
                 value: n,
@@ -137,18 +155,6 @@ pub(crate) fn tightest_count<'a>(
         });
     }
     figure.ok_or(BadCount::Missing)
-}
-
-/// The limit `values` give: the smallest, each a count that fits the engine's
-/// `u32` limits ([`limit`]).
-pub(crate) fn tightest_limit<'a>(
-    values: impl IntoIterator<Item = &'a Json>,
-) -> Result<Figure, BadCount> {
-    let values: Vec<&Json> = values.into_iter().collect();
-    for v in &values {
-        limit(Some(v))?;
-    }
-    tightest_count(values, Tightest::Smallest)
 }
 
 /// Parses a whole body. A body cut short anywhere is [`SeedError::Truncated`].
