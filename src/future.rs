@@ -135,7 +135,7 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
         service: S,
     ) -> Self {
         let departure = reservation.departure();
-        if departure <= asked && deferred.is_empty() {
+        let (state, sent) = if departure <= asked && deferred.is_empty() {
             // Room now, held for a shared store's answer: asked at once, not
             // after a timer tick.
             let state = next_step(
@@ -147,29 +147,23 @@ impl<S: Service<Req>, Req, C: Clock> ResponseFuture<S, Req, C> {
                 Some(request),
                 Some(service),
             );
-            return ResponseFuture {
-                asked,
-                sent: asked,
-                state,
-                limiter,
-                charged,
-                rules,
-                cost,
-            };
-        }
-        let sleep = tokio::time::sleep_until(deadline(&*limiter, departure));
-        ResponseFuture {
-            asked,
-            sent: departure,
-            state: State::Waiting {
-                sleep,
+            (state, asked)
+        } else {
+            let state = State::Waiting {
+                sleep: tokio::time::sleep_until(deadline(&*limiter, departure)),
                 reservation: Some(reservation),
                 deferred,
                 request: Some(request),
                 service: Some(service),
-            },
+            };
+            (state, departure)
+        };
+        ResponseFuture {
+            state,
             limiter,
             charged,
+            asked,
+            sent,
             rules,
             cost,
         }
