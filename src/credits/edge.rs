@@ -43,21 +43,12 @@ impl EdgeGate {
     /// `cost` more in flight, if `remaining` credits cover it: always when
     /// nothing is in flight (a credit remains, and the request may cost 0).
     fn reserve(&self, cost: u64, remaining: u64) -> bool {
-        let mut in_flight = self.in_flight.load(Ordering::Acquire);
-        loop {
-            if in_flight > 0 && in_flight.saturating_add(cost) > remaining {
-                return false;
-            }
-            match self.in_flight.compare_exchange_weak(
-                in_flight,
-                in_flight.saturating_add(cost),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => in_flight = actual,
-            }
-        }
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |in_flight| {
+                let after = in_flight.saturating_add(cost);
+                (in_flight == 0 || after <= remaining).then_some(after)
+            })
+            .is_ok()
     }
 
     /// `cost` no longer in flight: wakes every waiter kept back to look again.
