@@ -876,6 +876,22 @@ impl Bucket {
             .is_ok()
     }
 
+    /// [`Bucket::mark_in_flight`], waiting out an eviction still deciding
+    /// about the bucket (a few instructions of another thread, after which
+    /// it stays or is evicted); `false`, and nothing marked, once evicted.
+    #[inline]
+    pub(crate) fn mark_unless_evicted(&self) -> bool {
+        loop {
+            if self.mark_in_flight() {
+                return true;
+            }
+            if self.is_evicted() {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Its response has been observed (or it was dropped): once for every
     /// successful [`Bucket::mark_in_flight`].
     pub(crate) fn unmark_in_flight(&self) {

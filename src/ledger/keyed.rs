@@ -245,15 +245,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
     pub fn buckets_in_flight(&self) -> Vec<InFlight> {
         self.buckets()
             .into_iter()
-            .filter(|b| loop {
-                if b.mark_in_flight() {
-                    break true;
-                }
-                if b.is_evicted() {
-                    break false;
-                }
-                std::thread::yield_now();
-            })
+            .filter(|b| b.mark_unless_evicted())
             .map(InFlight::marked)
             .collect()
     }
@@ -333,15 +325,11 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedBuckets<K> {
                 None => self.insert(key, now)?,
             };
             // Marked before it is opened: a sealed bucket is never idle.
-            if b.mark_in_flight() {
+            if b.mark_unless_evicted() {
                 b.open(|| self.floor(key));
                 return Ok(b);
             }
-            if b.is_evicted() {
-                self.forget_evicted(key);
-            } else {
-                std::thread::yield_now();
-            }
+            self.forget_evicted(key);
         }
     }
 

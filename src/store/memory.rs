@@ -92,20 +92,15 @@ impl MemoryStore {
     fn bucket(&self, shared: &SharedBucket) -> Result<InFlight, Refusal> {
         loop {
             let b = self.lookup(shared)?;
-            if b.mark_in_flight() {
+            if b.mark_unless_evicted() {
                 return Ok(InFlight::marked(b));
             }
-            if b.is_evicted() {
-                // Retired and still in the map: whoever finds it takes it
-                // out (this bucket only, never one made for the id since).
-                let _gone = self
-                    .buckets
-                    .pin()
-                    .remove_if(&shared.id, |_, v| Arc::ptr_eq(v, &b));
-            } else {
-                // An eviction deciding about it: a few instructions.
-                std::thread::yield_now();
-            }
+            // Retired and still in the map: whoever finds it takes it out
+            // (this bucket only, never one made for the id since).
+            let _gone = self
+                .buckets
+                .pin()
+                .remove_if(&shared.id, |_, v| Arc::ptr_eq(v, &b));
         }
     }
 
