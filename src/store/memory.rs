@@ -157,25 +157,14 @@ impl MemoryStore {
         cost: u32,
         max_wait: Option<Duration>,
     ) -> Result<StoreGrant, Refusal> {
-        self.decide_after(buckets, cost, max_wait, Duration::ZERO)
+        self.decide_watching(buckets, cost, max_wait, Duration::ZERO, false)
+            .map(|(grant, _)| grant)
     }
 
     /// Decides at once for a request that has `waited` already (it decides
     /// again at its departure), with `max_wait` what is left of its longest
     /// wait: a refusal tells the whole wait, and a reservation is held to
-    /// the deadline at its departure.
-    pub(crate) fn decide_after(
-        &self,
-        buckets: &[SharedBucket],
-        cost: u32,
-        max_wait: Option<Duration>,
-        waited: Duration,
-    ) -> Result<StoreGrant, Refusal> {
-        self.decide_watching(buckets, cost, max_wait, waited, false)
-            .map(|(grant, _)| grant)
-    }
-
-    /// [`MemoryStore::decide_after`], and with a reservation, if `watch`,
+    /// the deadline at its departure. With a reservation, if `watch`, also
     /// a watch on how much later than planned it leaves (a slow response
     /// may push it): a shared store's share records its departures for
     /// Redis, and the record follows it.
