@@ -283,6 +283,12 @@ const OVERLOADED: &str = "too many calls in flight";
 /// being handed to it.
 const HANDING_OVER: &str = "the local share's departures are being handed to Redis";
 
+/// Whether a call that failed with `why` means Redis is away: not when it
+/// was not made (too many calls in flight, or a hand-over under way).
+fn is_outage(why: &str) -> bool {
+    why != OVERLOADED && why != HANDING_OVER
+}
+
 /// The script's answer: a code, a number, a string.
 type Reply = (i64, i64, String);
 
@@ -458,7 +464,7 @@ async fn answered(inner: &Arc<Inner>, took: Duration) {
     }
     match run_hand_over(inner).await {
         None => {}
-        Some(Err(why)) if why != OVERLOADED && why != HANDING_OVER => inner.failed(why),
+        Some(Err(why)) if is_outage(why) => inner.failed(why),
         Some(_) => {
             inner.health.set(healthy);
         }
@@ -483,7 +489,7 @@ async fn hand_over_first(inner: &Arc<Inner>) -> Result<(), &'static str> {
         match run_hand_over(inner).await {
             None => return Err(HANDING_OVER),
             Some(Err(why)) => {
-                if why != OVERLOADED && why != HANDING_OVER {
+                if is_outage(why) {
                     inner.failed(why);
                 }
                 return Err(why);
@@ -726,7 +732,7 @@ fn keep_handing_over(inner: &Arc<Inner>) {
                 continue;
             }
             match run_hand_over(&inner).await {
-                Some(Err(why)) if why != OVERLOADED && why != HANDING_OVER => inner.failed(why),
+                Some(Err(why)) if is_outage(why) => inner.failed(why),
                 _ => {}
             }
         }
